@@ -1,0 +1,1 @@
+"""Implementations of the service ports: SQL storage, security, coordination."""

@@ -1,0 +1,1 @@
+"""Relational storage: PostgreSQL in production, SQLite as the embedded default."""

@@ -1,0 +1,163 @@
+"""Engines, transactions and read/write routing for PostgreSQL and the embedded SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncTransaction,
+    create_async_engine,
+)
+
+from rushgate.adapters.sql.reads import SqlReadModel
+from rushgate.adapters.sql.repositories import SqlEnrollmentRepository, SqlRegistryRepository
+from rushgate.domain.clock import Clock
+
+
+def async_url(url: str) -> URL:
+    """Accept plain ``postgresql://`` / ``sqlite:///`` URLs and pick the async driver."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+
+
+def sqlite_url_for(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'rushgate.sqlite3').resolve()}"
+
+
+def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
+    """WAL, a busy timeout, foreign keys, and explicit BEGINs (IMMEDIATE for writers).
+
+    The sqlite3 module's own transaction handling would begin lazily and upgrade read locks
+    to write locks mid-transaction, which deadlocks across processes; so it is switched off
+    and every transaction is begun here.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: every acknowledged enrollment survives a power loss, not only a crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_engine(url: str, *, writer: bool, pool_size: int = 10) -> AsyncEngine:
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        database = target.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(target, pool_size=pool_size, max_overflow=pool_size)
+        _configure_sqlite(engine, immediate=writer)
+        return engine
+    return create_async_engine(
+        target,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"application_name": "rushgate"}},
+    )
+
+
+class SqlUnitOfWork:
+    enrollments: SqlEnrollmentRepository
+    registry: SqlRegistryRepository
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._conn: AsyncConnection | None = None
+        self._tx: AsyncTransaction | None = None
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._engine.connect()
+        try:
+            self._tx = await self._conn.begin()
+        except BaseException:
+            await self._conn.close()
+            raise
+        dialect = self._engine.dialect.name
+        self.enrollments = SqlEnrollmentRepository(self._conn, dialect, self._clock)
+        self.registry = SqlRegistryRepository(self._conn, dialect, self._clock)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._conn is not None
+        assert self._tx is not None
+        try:
+            if self._tx.is_active:
+                await self._tx.rollback()
+        finally:
+            await self._conn.close()
+
+    async def commit(self) -> None:
+        assert self._tx is not None
+        await self._tx.commit()
+
+
+class SqlStorage:
+    """``Storage`` on SQL: writes on the primary, reads on the replica unless fresh."""
+
+    def __init__(self, primary: AsyncEngine, replica: AsyncEngine | None, clock: Clock) -> None:
+        self.primary = primary
+        self.replica = replica
+        self._clock = clock
+
+    @classmethod
+    def from_urls(
+        cls, url: str, replica_url: str | None, clock: Clock, *, pool_size: int = 10
+    ) -> SqlStorage:
+        primary = create_engine(url, writer=True, pool_size=pool_size)
+        if replica_url:
+            replica: AsyncEngine | None = create_engine(
+                replica_url, writer=False, pool_size=pool_size
+            )
+        elif primary.dialect.name == "sqlite":
+            # A deferred-BEGIN engine on the same file: readers never queue behind the writer.
+            replica = create_engine(url, writer=False, pool_size=pool_size)
+        else:
+            replica = None
+        return cls(primary, replica, clock)
+
+    @property
+    def dialect(self) -> str:
+        return self.primary.dialect.name
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.primary, self._clock)
+
+    def reads(self, *, fresh: bool = False) -> SqlReadModel:
+        engine = self.primary if fresh or self.replica is None else self.replica
+        return SqlReadModel(engine)
+
+    async def ping(self) -> None:
+        async with self.primary.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.primary.dispose()
+        if self.replica is not None:
+            await self.replica.dispose()

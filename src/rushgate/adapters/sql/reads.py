@@ -1,0 +1,176 @@
+"""Lock-free reads: catalog, schedules, rosters, accounts. Plain SELECTs, no row locks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from rushgate.adapters.sql.codec import meetings_from_json, window_from_row
+from rushgate.adapters.sql.tables import enrollments as E
+from rushgate.adapters.sql.tables import sections as S
+from rushgate.adapters.sql.tables import students as ST
+from rushgate.adapters.sql.tables import terms as T
+from rushgate.adapters.sql.tables import users as U
+from rushgate.domain.errors import NotFound
+from rushgate.domain.model import HoldingStatus
+from rushgate.services.ports import (
+    Account,
+    Roster,
+    RosterEntry,
+    ScheduleEntry,
+    SectionView,
+    TermView,
+)
+
+_SECTION_COLUMNS = (
+    S.c.section_id,
+    S.c.course_code,
+    S.c.title,
+    S.c.credits,
+    S.c.capacity,
+    S.c.enrolled,
+    S.c.waitlist_capacity,
+    S.c.waitlisted,
+    S.c.meetings,
+)
+
+
+def _section_view(row: Any) -> SectionView:
+    return SectionView(
+        section_id=row.section_id,
+        course_code=row.course_code,
+        title=row.title,
+        credits=row.credits,
+        capacity=row.capacity,
+        enrolled=row.enrolled,
+        waitlist_capacity=row.waitlist_capacity,
+        waitlisted=row.waitlisted,
+        meetings=meetings_from_json(row.meetings),
+    )
+
+
+def _waitlist_position() -> ColumnElement[Any]:
+    """1-based place of a waitlisted row among its section's waitlisted rows."""
+    ahead = E.alias("ahead")
+    return (
+        select(func.count())
+        .where(
+            ahead.c.section_id == E.c.section_id,
+            ahead.c.status == HoldingStatus.WAITLISTED.value,
+            ahead.c.waitlist_seq <= E.c.waitlist_seq,
+        )
+        .scalar_subquery()
+    )
+
+
+class SqlReadModel:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _all(self, query: Select[Any]) -> list[Any]:
+        async with self._engine.connect() as conn:
+            return list(await conn.execute(query))
+
+    async def terms(self) -> list[TermView]:
+        return [_term_view(r) for r in await self._all(select(T).order_by(T.c.opens_at))]
+
+    async def term(self, code: str) -> TermView:
+        rows = await self._all(select(T).where(T.c.code == code))
+        if not rows:
+            raise NotFound("no such term", term=code)
+        return _term_view(rows[0])
+
+    async def catalog(self, term_code: str) -> list[SectionView]:
+        async with self._engine.connect() as conn:
+            term_pk = (await conn.execute(select(T.c.id).where(T.c.code == term_code))).scalar()
+            if term_pk is None:
+                raise NotFound("no such term", term=term_code)
+            rows = await conn.execute(
+                select(*_SECTION_COLUMNS).where(S.c.term_id == term_pk).order_by(S.c.section_id)
+            )
+            return [_section_view(r) for r in rows]
+
+    async def schedule(self, student_pk: int, term_code: str) -> list[ScheduleEntry]:
+        position = _waitlist_position()
+        rows = await self._all(
+            select(*_SECTION_COLUMNS, E.c.status, position.label("position"))
+            .select_from(E.join(S, S.c.id == E.c.section_id).join(T, T.c.id == E.c.term_id))
+            .where(E.c.student_id == student_pk, T.c.code == term_code)
+            .order_by(S.c.section_id)
+        )
+        return [
+            ScheduleEntry(
+                section=_section_view(r),
+                status=HoldingStatus(r.status),
+                waitlist_position=(r.position if r.status == HoldingStatus.WAITLISTED else None),
+            )
+            for r in rows
+        ]
+
+    async def roster(self, term_code: str, section_id: str) -> Roster:
+        async with self._engine.connect() as conn:
+            section_pk = (
+                await conn.execute(
+                    select(S.c.id)
+                    .join(T, T.c.id == S.c.term_id)
+                    .where(T.c.code == term_code, S.c.section_id == section_id)
+                )
+            ).scalar()
+            if section_pk is None:
+                raise NotFound("no such section in this term", section_id=section_id)
+            rows = list(
+                await conn.execute(
+                    select(
+                        ST.c.student_id,
+                        ST.c.name,
+                        ST.c.email,
+                        E.c.status,
+                        E.c.created_at,
+                        _waitlist_position().label("position"),
+                    )
+                    .join(ST, ST.c.id == E.c.student_id)
+                    .where(E.c.section_id == section_pk)
+                    .order_by(E.c.waitlist_seq, E.c.created_at, E.c.id)
+                )
+            )
+        entries = {
+            status: [
+                RosterEntry(
+                    student_id=r.student_id,
+                    name=r.name,
+                    email=r.email,
+                    enrolled_at=r.created_at,
+                    waitlist_position=r.position if status is HoldingStatus.WAITLISTED else None,
+                )
+                for r in rows
+                if r.status == status.value
+            ]
+            for status in HoldingStatus
+        }
+        return Roster(
+            enrolled=entries[HoldingStatus.ENROLLED], waitlisted=entries[HoldingStatus.WAITLISTED]
+        )
+
+    async def account(self, username: str) -> Account | None:
+        rows = await self._all(
+            select(U.c.id, U.c.username, U.c.password_hash, U.c.role, ST.c.id.label("student_pk"))
+            .select_from(U.outerjoin(ST, and_(ST.c.user_id == U.c.id)))
+            .where(U.c.username == username)
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Account(r.id, r.username, r.password_hash, r.role, r.student_pk)
+
+
+def _term_view(row: Any) -> TermView:
+    return TermView(
+        code=row.code,
+        name=row.name,
+        window=window_from_row(row.opens_at, row.closes_at, row.class_year_opens_at),
+        waiting_room_enabled=row.waiting_room_enabled,
+        admit_per_second=row.admit_per_second,
+    )

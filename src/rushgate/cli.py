@@ -1,0 +1,227 @@
+"""The ``rushgate`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rushgate.adapters.security import Argon2Hasher
+from rushgate.adapters.sql.engine import SqlStorage
+from rushgate.adapters.sql.migrate import upgrade
+from rushgate.config import Settings
+from rushgate.domain.clock import SystemClock
+from rushgate.domain.errors import DomainError
+from rushgate.services.demo import seed_demo
+from rushgate.services.registry import RegistryService
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+seed_app = typer.Typer(no_args_is_help=True, help="Load data.")
+app.add_typer(seed_app, name="seed")
+console = Console(stderr=True)
+
+_DEMO_ADMIN = "admin"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]configuration error:[/red] {error['msg']}")
+        raise typer.Exit(2) from exc
+
+
+def _storage(settings: Settings) -> SqlStorage:
+    return SqlStorage.from_urls(
+        settings.effective_database_url, settings.database_replica_url, SystemClock(), pool_size=2
+    )
+
+
+def _migrate(settings: Settings) -> None:
+    if settings.embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+
+
+async def _bootstrap(settings: Settings) -> list[str]:
+    """Create the configured admin, and on a fresh embedded database the demo data.
+
+    Returns lines to show the operator.
+    """
+    lines: list[str] = []
+    storage = _storage(settings)
+    hasher = Argon2Hasher(settings.password_hash_cost)
+    registry = RegistryService(storage, hasher)
+    try:
+        if (
+            settings.admin_username
+            and settings.admin_password
+            and await registry.ensure_admin(
+                settings.admin_username, settings.admin_password.get_secret_value()
+            )
+        ):
+            lines.append(f"created admin {settings.admin_username!r}")
+        if settings.embedded:
+            lines += await _embedded_demo(settings, storage, hasher, registry)
+    finally:
+        await storage.close()
+    return lines
+
+
+async def _embedded_demo(
+    settings: Settings, storage: SqlStorage, hasher: Argon2Hasher, registry: RegistryService
+) -> list[str]:
+    password_file = settings.data_dir / "demo-admin-password"
+    async with storage.unit_of_work() as uow:
+        empty = await uow.registry.is_empty()
+    if empty:
+        password = secrets.token_urlsafe(12)
+        await registry.ensure_admin(_DEMO_ADMIN, password)
+        password_file.touch(mode=0o600)
+        password_file.write_text(password)
+        summary = await seed_demo(storage, hasher, SystemClock())
+        console.print(
+            f"seeded demo term {summary.term!r}: {summary.sections} sections, "
+            f"{summary.students} students"
+        )
+    if not password_file.exists():
+        return []
+    return [
+        f"demo admin:   {_DEMO_ADMIN} / {password_file.read_text().strip()}",
+        "demo student: s000001, s000002, … / rushgate-demo (term 'demo')",
+    ]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the service: apply migrations, bootstrap, then serve HTTP."""
+    import uvicorn
+
+    settings = _settings()
+    _migrate(settings)
+    settings.effective_secret_key()  # create the embedded key before workers race for it
+    for line in asyncio.run(_bootstrap(settings)):
+        console.print(line)
+    where = "embedded SQLite in " + str(settings.data_dir) if settings.embedded else "PostgreSQL"
+    console.print(f"rushgate on http://{host}:{port}  ({where}; API docs at /docs)")
+    uvicorn.run(
+        "rushgate.http.app:factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations and exit."""
+    _migrate(_settings())
+    console.print("database is up to date")
+
+
+@app.command("create-admin")
+def create_admin(
+    username: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create an admin account."""
+    if not password_stdin:
+        console.print("[red]pass the password on standard input with --password-stdin[/red]")
+        raise typer.Exit(2)
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        console.print("[red]the password must be at least 8 characters[/red]")
+        raise typer.Exit(2)
+    settings = _settings()
+    _migrate(settings)
+
+    async def run() -> None:
+        storage = _storage(settings)
+        try:
+            await RegistryService(storage, Argon2Hasher(settings.password_hash_cost)).create_admin(
+                username, password
+            )
+        finally:
+            await storage.close()
+
+    try:
+        asyncio.run(run())
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"created admin {username!r}")
+
+
+@seed_app.command("demo")
+def seed_demo_command(
+    students: Annotated[int, typer.Option(min=0, max=1_000_000)] = 200,
+    sections: Annotated[int, typer.Option(min=1, max=100_000)] = 30,
+) -> None:
+    """A demo term open now, with sections and students (password printed at the end)."""
+    settings = _settings()
+    _migrate(settings)
+
+    async def run() -> None:
+        storage = _storage(settings)
+        columns = (
+            TextColumn("{task.description:>9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as bar:
+            tasks = {
+                "sections": bar.add_task("sections", total=sections),
+                "students": bar.add_task("students", total=students),
+            }
+
+            def progress(stage: str, done: int, _total: int) -> None:
+                bar.update(tasks[stage], completed=done)
+
+            try:
+                summary = await seed_demo(
+                    storage,
+                    Argon2Hasher(settings.password_hash_cost),
+                    SystemClock(),
+                    students=students,
+                    sections=sections,
+                    progress=progress,
+                )
+            finally:
+                await storage.close()
+        console.print(
+            f"term {summary.term!r}: {summary.sections} sections, {summary.students} students; "
+            f"log in as {summary.first_student} … with password {summary.password!r}"
+        )
+
+    try:
+        asyncio.run(run())
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red] (is the demo already seeded?)")
+        raise typer.Exit(1) from exc
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pure rules of registration. Imports nothing from HTTP, storage or coordination."""

@@ -1,0 +1,68 @@
+"""Domain errors. Each carries a stable machine code; front ends decide how to render it."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    """A request the rules refuse. ``code`` is part of the public API: never rename one."""
+
+    code: ClassVar[str] = "domain_error"
+
+    def __init__(self, detail: str, **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context = context
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """The request collides with existing state (duplicate ids in a bulk create, …)."""
+
+    code = "conflict"
+
+
+class InvalidRequest(DomainError):
+    """Well-formed input that the rules still cannot accept."""
+
+    code = "invalid_request"
+
+
+class WindowClosed(DomainError):
+    code = "window_closed"
+
+
+class SectionFull(DomainError):
+    code = "section_full"
+
+
+class WaitlistFull(DomainError):
+    code = "waitlist_full"
+
+
+class AlreadyEnrolled(DomainError):
+    code = "already_enrolled"
+
+
+class TimeConflict(DomainError):
+    code = "time_conflict"
+
+
+class CreditLimit(DomainError):
+    code = "credit_limit"
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "idempotency_key_reused"
+
+
+class InvalidCredentials(DomainError):
+    code = "invalid_credentials"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"

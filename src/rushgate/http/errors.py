@@ -1,0 +1,125 @@
+"""Every error leaves as RFC 9457 ``application/problem+json`` with a machine ``code``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rushgate.domain import errors as domain
+
+log = logging.getLogger("rushgate.http")
+
+PROBLEM_JSON = "application/problem+json"
+
+# Domain error -> HTTP status. The domain never knows these numbers.
+_STATUS: dict[type[domain.DomainError], int] = {
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.InvalidRequest: 422,
+    domain.WindowClosed: 403,
+    domain.SectionFull: 409,
+    domain.WaitlistFull: 409,
+    domain.AlreadyEnrolled: 409,
+    domain.TimeConflict: 409,
+    domain.CreditLimit: 409,
+    domain.IdempotencyKeyReused: 422,
+    domain.InvalidCredentials: 401,
+    domain.Forbidden: 403,
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://rushgate.dev/problems/{code}",
+        "title": title or code.replace("_", " ").capitalize(),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    # Context never overwrites the RFC 9457 members.
+    body.update({k: v for k, v in (extra or {}).items() if v is not None and k not in body})
+    return JSONResponse(
+        jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+class ApiError(Exception):
+    """An HTTP-level refusal raised by the web layer itself (auth, headers)."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
+
+
+def status_for(error: domain.DomainError) -> int:
+    for kind in type(error).__mro__:
+        if kind in _STATUS:
+            return _STATUS[kind]
+    return 400
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(domain.DomainError)
+    async def _domain(_: Request, exc: domain.DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.code == "invalid_credentials" else None
+        return problem(status_for(exc), exc.code, exc.detail, headers=headers, extra=exc.context)
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.detail, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem(400, "malformed_json", "the request body is not valid JSON")
+        return problem(
+            422,
+            "validation_error",
+            "the request does not match the schema",
+            extra={
+                "errors": [
+                    {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                    for e in errors[:100]
+                ]
+            },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return problem(
+            exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "internal_error", "an unexpected error occurred; it was logged")

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, status
+
+from rushgate.domain.model import Meeting, RegistrationWindow
+from rushgate.http.deps import AdminUser, ContainerDep
+from rushgate.http.routes.views import term_out
+from rushgate.http.schemas import (
+    Created,
+    RosterOut,
+    RosterStudent,
+    SectionCreate,
+    StudentCreate,
+    TermCreate,
+    TermOut,
+)
+from rushgate.services.ports import NewSection, NewTerm
+from rushgate.services.registry import StudentInput
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+_MAX_BATCH = 50_000
+
+
+@router.post("/terms", status_code=status.HTTP_201_CREATED, response_model=TermOut)
+async def create_term(body: TermCreate, container: ContainerDep, _: AdminUser) -> TermOut:
+    await container.registry.create_term(
+        NewTerm(
+            code=body.code,
+            name=body.name,
+            window=RegistrationWindow(body.opens_at, body.closes_at, body.class_year_opens_at),
+            waiting_room_enabled=body.waiting_room.enabled,
+            admit_per_second=body.waiting_room.admit_per_second,
+        )
+    )
+    return term_out(await container.storage.reads(fresh=True).term(body.code))
+
+
+@router.post("/terms/{term}/sections", status_code=status.HTTP_201_CREATED)
+async def create_sections(
+    term: str,
+    body: Annotated[list[SectionCreate], Body(min_length=1, max_length=_MAX_BATCH)],
+    container: ContainerDep,
+    _: AdminUser,
+) -> Created:
+    await container.registry.create_sections(
+        term,
+        [
+            NewSection(
+                section_id=s.section_id,
+                course_code=s.course_code,
+                title=s.title,
+                credits=s.credits,
+                capacity=s.capacity,
+                meetings=tuple(Meeting(m.day, m.start, m.end) for m in s.meetings),
+                waitlist_capacity=s.waitlist_capacity,
+            )
+            for s in body
+        ],
+    )
+    return Created(created=len(body))
+
+
+@router.post("/students", status_code=status.HTTP_201_CREATED)
+async def create_students(
+    body: Annotated[list[StudentCreate], Body(min_length=1, max_length=_MAX_BATCH)],
+    container: ContainerDep,
+    _: AdminUser,
+) -> Created:
+    await container.registry.create_students(
+        [
+            StudentInput(
+                student_id=s.student_id,
+                name=s.name,
+                email=s.email,
+                password=s.password,
+                class_year=s.class_year,
+                max_credits=s.max_credits,
+            )
+            for s in body
+        ]
+    )
+    return Created(created=len(body))
+
+
+@router.get("/terms/{term}/sections/{section_id}/roster")
+async def roster(term: str, section_id: str, container: ContainerDep, _: AdminUser) -> RosterOut:
+    # Audits want the truth as of now: read from the primary.
+    result = await container.storage.reads(fresh=True).roster(term, section_id)
+    return RosterOut(
+        term=term,
+        section_id=section_id,
+        enrolled=[
+            RosterStudent(
+                student_id=e.student_id, name=e.name, email=e.email, enrolled_at=e.enrolled_at
+            )
+            for e in result.enrolled
+        ],
+        waitlisted=[
+            RosterStudent(
+                student_id=e.student_id,
+                name=e.name,
+                email=e.email,
+                enrolled_at=e.enrolled_at,
+                waitlist_position=e.waitlist_position,
+            )
+            for e in result.waitlisted
+        ],
+    )

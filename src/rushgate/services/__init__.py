@@ -1,0 +1,1 @@
+"""Use cases. Each module is one capability; they talk to the world only through ``ports``."""

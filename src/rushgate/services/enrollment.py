@@ -1,0 +1,160 @@
+"""Enrollment: the only place seats are taken and given back.
+
+Concurrency routine
+-------------------
+Every write runs in one transaction on the primary and takes its locks in one order:
+
+1. **the student's row** (``lock_student``). All writes of one student are serialized, so
+   the course, time and credit checks read holdings that cannot change underneath them,
+   and a retried or double-clicked request waits for the first to finish;
+2. **the section's row**, taken by the conditional write itself
+   (``UPDATE sections SET enrolled = enrolled + 1 WHERE id = :id AND enrolled < capacity``
+   folded into the ``INSERT`` of the enrollment row). The seat count only moves together
+   with a row that really was inserted or deleted, in the same statement or transaction;
+3. **enrollment rows** of other students (promotion of a waitlist head), always after
+   the section row, so drops and promotions cannot deadlock with each other.
+
+Unique constraints (one row per student, term and course) are the last line of
+defence: a violation aborts the transaction, count included, and is reported as
+``already_enrolled``.
+
+On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: one writer at a time,
+which is the strongest form of the same order. Reads never lock.
+
+Idempotency: with an ``Idempotency-Key`` the first *successful* result is stored in the
+same transaction as the seat, so a retry after a lost response returns that result and
+never takes a second seat. A refusal writes nothing and is not stored: refusals have no
+effect to protect, and a retry may succeed once a seat is free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from rushgate.domain.clock import Clock
+from rushgate.domain.errors import IdempotencyKeyReused, NotFound, SectionFull, WaitlistFull
+from rushgate.domain.model import HoldingStatus
+from rushgate.domain.rules import ensure_can_hold, ensure_window_open
+from rushgate.services.ports import (
+    EnrollmentRepository,
+    ScheduleEntry,
+    SectionForEnrollment,
+    Storage,
+    StoredResult,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentResult:
+    section_id: str
+    status: HoldingStatus
+    waitlist_position: int | None
+    replayed: bool = False
+
+    def to_record(self) -> dict[str, object]:
+        return {
+            "section_id": self.section_id,
+            "status": self.status.value,
+            "waitlist_position": self.waitlist_position,
+        }
+
+    @classmethod
+    def from_record(cls, body: dict[str, object], *, replayed: bool) -> EnrollmentResult:
+        position = body.get("waitlist_position")
+        return cls(
+            section_id=str(body["section_id"]),
+            status=HoldingStatus(str(body["status"])),
+            waitlist_position=int(position) if isinstance(position, int) else None,
+            replayed=replayed,
+        )
+
+
+def _request_hash(term_code: str, section_id: str) -> str:
+    canonical = json.dumps({"term": term_code, "section_id": section_id}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class EnrollmentService:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        self._storage = storage
+        self._clock = clock
+
+    async def enroll(
+        self,
+        *,
+        student_pk: int,
+        term_code: str,
+        section_id: str,
+        idempotency_key: str | None = None,
+    ) -> EnrollmentResult:
+        request_hash = _request_hash(term_code, section_id)
+        async with self._storage.unit_of_work() as uow:
+            repo = uow.enrollments
+            student = await repo.lock_student(student_pk)
+            if idempotency_key is not None:
+                stored = await repo.recall_result(student_pk, idempotency_key)
+                if stored is not None:
+                    if stored.request_hash != request_hash:
+                        raise IdempotencyKeyReused(
+                            "this Idempotency-Key was used for a different request"
+                        )
+                    return EnrollmentResult.from_record(stored.body, replayed=True)
+
+            section = await repo.find_section(term_code, section_id)
+            ensure_window_open(section.window, student, self._clock.now())
+            ensure_can_hold(student, section.ref, await repo.holdings(student_pk, section.term_pk))
+
+            result = await self._seat_or_waitlist(repo, section, student_pk)
+
+            if idempotency_key is not None:
+                await repo.remember_result(
+                    student_pk, idempotency_key, StoredResult(request_hash, result.to_record())
+                )
+            await uow.commit()
+            return result
+
+    @staticmethod
+    async def _seat_or_waitlist(
+        repo: EnrollmentRepository, section: SectionForEnrollment, student_pk: int
+    ) -> EnrollmentResult:
+        section_id = section.ref.section_id
+        # A seat can free up between the failed seat write and the waitlist write; the
+        # waitlist only accepts entries for a full section, so then the seat is tried again.
+        for _ in range(3):
+            if await repo.take_seat(section, student_pk):
+                return EnrollmentResult(section_id, HoldingStatus.ENROLLED, None)
+            if section.waitlist_capacity == 0:
+                raise SectionFull("this section has no seats left", section_id=section_id)
+            position = await repo.join_waitlist(section, student_pk)
+            if position is not None:
+                return EnrollmentResult(section_id, HoldingStatus.WAITLISTED, position)
+            if not await repo.seats_free(section.pk):
+                break
+        raise WaitlistFull("this section and its waitlist are full", section_id=section_id)
+
+    async def drop(self, *, student_pk: int, term_code: str, section_id: str) -> int | None:
+        """Give up a seat or a waitlist place. Returns the pk of a promoted student, if any."""
+        async with self._storage.unit_of_work() as uow:
+            repo = uow.enrollments
+            student = await repo.lock_student(student_pk)
+            section = await repo.find_section(term_code, section_id)
+            ensure_window_open(section.window, student, self._clock.now())
+            await repo.lock_section(section.pk)
+            was = await repo.remove_holding(student_pk, section.pk)
+            if was is None:
+                raise NotFound("you hold no place in this section", section_id=section_id)
+            promoted: int | None = None
+            if was is HoldingStatus.ENROLLED:
+                # The freed seat goes to the head of the waitlist, in the same transaction,
+                # so there is never a moment when a newcomer could take it first.
+                promoted = await repo.promote_waitlist_head(section.pk)
+                if promoted is None:
+                    await repo.release_seat(section.pk)
+            await uow.commit()
+            return promoted
+
+    async def schedule(self, *, student_pk: int, term_code: str) -> list[ScheduleEntry]:
+        # Read-your-writes: a student looks at their schedule right after changing it.
+        return await self._storage.reads(fresh=True).schedule(student_pk, term_code)

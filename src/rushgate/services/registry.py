@@ -1,0 +1,96 @@
+"""Administrative use cases: terms, sections, students and accounts.
+
+Bulk creates are all-or-nothing: the whole batch is checked, then written in one
+transaction; one bad or duplicate item refuses the batch and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from rushgate.domain.errors import Conflict, InvalidRequest
+from rushgate.services.ports import NewSection, NewStudent, NewTerm, PasswordHasher, Storage
+
+
+@dataclass(frozen=True, slots=True)
+class StudentInput:
+    """A student as an admin submits it, password in clear (hashed here, never stored)."""
+
+    student_id: str
+    name: str
+    email: str
+    password: str
+    class_year: int
+    max_credits: int
+
+
+def _ensure_unique(values: Iterable[str], what: str) -> None:
+    repeated = sorted(v for v, n in Counter(values).items() if n > 1)
+    if repeated:
+        raise Conflict(f"the batch repeats {what}", duplicates=repeated[:50])
+
+
+class RegistryService:
+    def __init__(
+        self,
+        storage: Storage,
+        hasher: PasswordHasher,
+        hash_many: Callable[[Sequence[str]], list[str]] | None = None,
+    ) -> None:
+        self._storage = storage
+        self._hasher = hasher
+        self._hash_many = hash_many or (lambda passwords: [hasher.hash(p) for p in passwords])
+
+    async def create_term(self, term: NewTerm) -> None:
+        if term.window.closes_at <= term.window.opens_at:
+            raise InvalidRequest("closes_at must be after opens_at")
+        for year, opens in term.window.class_year_opens_at.items():
+            if opens >= term.window.closes_at:
+                raise InvalidRequest(
+                    "a class year cannot open after the term closes", class_year=year
+                )
+        async with self._storage.unit_of_work() as uow:
+            await uow.registry.add_term(term)
+            await uow.commit()
+
+    async def create_sections(self, term_code: str, sections: Sequence[NewSection]) -> None:
+        _ensure_unique((s.section_id for s in sections), "section ids")
+        async with self._storage.unit_of_work() as uow:
+            term_pk = await uow.registry.term_pk(term_code)
+            await uow.registry.add_sections(term_pk, sections)
+            await uow.commit()
+
+    async def create_students(self, students: Sequence[StudentInput]) -> None:
+        _ensure_unique((s.student_id for s in students), "student ids")
+        _ensure_unique((s.email.lower() for s in students), "emails")
+        # Slow on purpose (argon2): off the event loop, spread over the cores.
+        hashes = await asyncio.to_thread(self._hash_many, [s.password for s in students])
+        rows = [
+            NewStudent(
+                student_id=s.student_id,
+                name=s.name,
+                email=s.email,
+                password_hash=h,
+                class_year=s.class_year,
+                max_credits=s.max_credits,
+            )
+            for s, h in zip(students, hashes, strict=True)
+        ]
+        async with self._storage.unit_of_work() as uow:
+            await uow.registry.add_students(rows)
+            await uow.commit()
+
+    async def ensure_admin(self, username: str, password: str) -> bool:
+        """Create the admin if missing; whether it was created. Never changes a password."""
+        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        async with self._storage.unit_of_work() as uow:
+            created = await uow.registry.add_admin(username, password_hash)
+            await uow.commit()
+            return created
+
+    async def create_admin(self, username: str, password: str) -> None:
+        if not await self.ensure_admin(username, password):
+            raise Conflict("an account with this username exists", username=username)
