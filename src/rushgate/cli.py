@@ -24,7 +24,7 @@ from rushgate.services.registry import RegistryService
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 seed_app = typer.Typer(no_args_is_help=True, help="Load data.")
 app.add_typer(seed_app, name="seed")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 _DEMO_ADMIN = "admin"
 

@@ -154,7 +154,9 @@ class SqlStorage:
         return SqlReadModel(engine)
 
     async def ping(self) -> None:
-        async with self.primary.connect() as conn:
+        # On SQLite the primary engine begins IMMEDIATE (a write lock): probe via the reader.
+        engine = self.replica if self.dialect == "sqlite" and self.replica else self.primary
+        async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
