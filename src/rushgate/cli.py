@@ -83,9 +83,11 @@ async def _embedded_demo(
         empty = await uow.registry.is_empty()
     if empty:
         password = secrets.token_urlsafe(12)
-        await registry.ensure_admin(_DEMO_ADMIN, password)
-        password_file.touch(mode=0o600)
-        password_file.write_text(password)
+        # Only remember (and print) a password that really belongs to the account: an admin
+        # of that name may already exist, e.g. from RUSHGATE_ADMIN_USERNAME.
+        if await registry.ensure_admin(_DEMO_ADMIN, password):
+            password_file.touch(mode=0o600)
+            password_file.write_text(password)
         summary = await seed_demo(storage, hasher, SystemClock())
         console.print(
             f"seeded demo term {summary.term!r}: {summary.sections} sections, "

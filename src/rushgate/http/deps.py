@@ -1,4 +1,8 @@
-"""Typed dependencies: routes ask for what they need by name."""
+"""Typed dependencies: routes ask for what they need by name.
+
+All are ``async def`` although none awaits: FastAPI runs plain ``def`` dependencies in a
+thread pool, and three thread hops per request cost more than the work itself.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from rushgate.services.ports import Principal
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/token")
 
 
-def _container(request: Request) -> Container:
+async def _container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -22,7 +26,7 @@ def _container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(_container)]
 
 
-def _principal(
+async def _principal(
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -33,13 +37,13 @@ def _principal(
     return container.auth.authenticate(credentials.credentials)
 
 
-def _admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     if principal.role != "admin":
         raise ApiError(403, "forbidden", "this needs an admin")
     return principal
 
 
-def _student(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _student(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     if principal.role != "student" or principal.student_pk is None:
         raise ApiError(403, "forbidden", "this needs a student")
     return principal

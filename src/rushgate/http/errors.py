@@ -114,6 +114,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI reports a JSON body that is not UTF-8 as a generic parsing error.
+            return problem(400, "malformed_json", "the request body is not valid JSON")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return problem(
             exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None

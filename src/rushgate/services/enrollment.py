@@ -39,6 +39,7 @@ from rushgate.domain.model import HoldingStatus
 from rushgate.domain.rules import ensure_can_hold, ensure_window_open
 from rushgate.services.ports import (
     EnrollmentRepository,
+    Receipt,
     ScheduleEntry,
     SectionForEnrollment,
     Storage,
@@ -93,37 +94,50 @@ class EnrollmentService:
         async with self._storage.unit_of_work() as uow:
             repo = uow.enrollments
             student = await repo.lock_student(student_pk)
-            if idempotency_key is not None:
-                stored = await repo.recall_result(student_pk, idempotency_key)
-                if stored is not None:
-                    if stored.request_hash != request_hash:
-                        raise IdempotencyKeyReused(
-                            "this Idempotency-Key was used for a different request"
-                        )
-                    return EnrollmentResult.from_record(stored.body, replayed=True)
-
-            section = await repo.find_section(term_code, section_id)
+            context = await repo.enrollment_context(
+                student_pk, term_code, section_id, idempotency_key
+            )
+            if context.stored is not None:
+                if context.stored.request_hash != request_hash:
+                    raise IdempotencyKeyReused(
+                        "this Idempotency-Key was used for a different request"
+                    )
+                return EnrollmentResult.from_record(context.stored.body, replayed=True)
+            section = context.section
+            if section is None:
+                raise NotFound(
+                    "no such section in this term", term=term_code, section_id=section_id
+                )
             ensure_window_open(section.window, student, self._clock.now())
-            ensure_can_hold(student, section.ref, await repo.holdings(student_pk, section.term_pk))
+            ensure_can_hold(student, section.ref, context.holdings)
 
-            result = await self._seat_or_waitlist(repo, section, student_pk)
-
-            if idempotency_key is not None:
+            enrolled = EnrollmentResult(section_id, HoldingStatus.ENROLLED, None)
+            receipt = (
+                None
+                if idempotency_key is None
+                else Receipt(idempotency_key, StoredResult(request_hash, enrolled.to_record()))
+            )
+            result = await self._seat_or_waitlist(repo, section, student_pk, receipt)
+            if receipt is not None and result.status is HoldingStatus.WAITLISTED:
+                # A seat stores its receipt in the same statement; a waitlist place here.
                 await repo.remember_result(
-                    student_pk, idempotency_key, StoredResult(request_hash, result.to_record())
+                    student_pk, receipt.key, StoredResult(request_hash, result.to_record())
                 )
             await uow.commit()
             return result
 
     @staticmethod
     async def _seat_or_waitlist(
-        repo: EnrollmentRepository, section: SectionForEnrollment, student_pk: int
+        repo: EnrollmentRepository,
+        section: SectionForEnrollment,
+        student_pk: int,
+        receipt: Receipt | None,
     ) -> EnrollmentResult:
         section_id = section.ref.section_id
         # A seat can free up between the failed seat write and the waitlist write; the
         # waitlist only accepts entries for a full section, so then the seat is tried again.
         for _ in range(3):
-            if await repo.take_seat(section, student_pk):
+            if await repo.take_seat(section, student_pk, receipt):
                 return EnrollmentResult(section_id, HoldingStatus.ENROLLED, None)
             if section.waitlist_capacity == 0:
                 raise SectionFull("this section has no seats left", section_id=section_id)

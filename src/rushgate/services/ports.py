@@ -41,6 +41,23 @@ class StoredResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Receipt:
+    """An ``Idempotency-Key`` and the result to remember under it."""
+
+    key: str
+    result: StoredResult
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentContext:
+    """Everything an enrollment decision reads, fetched after the student's row is locked."""
+
+    section: SectionForEnrollment | None
+    holdings: list[Holding]
+    stored: StoredResult | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewTerm:
     code: str
     name: str
@@ -139,19 +156,24 @@ class EnrollmentRepository(Protocol):
         """Lock the student's row for the rest of the transaction; raises ``NotFound``."""
         ...
 
+    async def enrollment_context(
+        self, student_pk: int, term_code: str, section_id: str, idempotency_key: str | None
+    ) -> EnrollmentContext:
+        """The section (None when unknown), the student's holdings in its term, and the
+        result stored under ``idempotency_key``. Call after ``lock_student``."""
+        ...
+
     async def find_section(self, term_code: str, section_id: str) -> SectionForEnrollment:
         """Raises ``NotFound`` for an unknown term or section."""
         ...
 
     async def lock_section(self, section_pk: int) -> None: ...
 
-    async def holdings(self, student_pk: int, term_pk: int) -> list[Holding]: ...
-
-    async def take_seat(self, section: SectionForEnrollment, student_pk: int) -> bool:
-        """Insert an enrolled row and count it, in one conditional write.
-
-        Returns False, writing nothing, when the section has no free seat.
-        """
+    async def take_seat(
+        self, section: SectionForEnrollment, student_pk: int, receipt: Receipt | None = None
+    ) -> bool:
+        """Insert an enrolled row and count it, in one conditional write, and store
+        ``receipt`` with it. Returns False, writing nothing, when no seat is free."""
         ...
 
     async def join_waitlist(self, section: SectionForEnrollment, student_pk: int) -> int | None:
@@ -169,8 +191,6 @@ class EnrollmentRepository(Protocol):
         ...
 
     async def release_seat(self, section_pk: int) -> None: ...
-
-    async def recall_result(self, student_pk: int, key: str) -> StoredResult | None: ...
 
     async def remember_result(self, student_pk: int, key: str, result: StoredResult) -> None: ...
 

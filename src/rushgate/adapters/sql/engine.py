@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from rushgate.adapters.sql.postgres import PgUnitOfWork
 from rushgate.adapters.sql.reads import SqlReadModel
 from rushgate.adapters.sql.repositories import SqlEnrollmentRepository, SqlRegistryRepository
 from rushgate.domain.clock import Clock
@@ -59,7 +60,11 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def create_engine(url: str, *, writer: bool, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, writer: bool, pool_size: int = 10, own_transactions: bool = False
+) -> AsyncEngine:
+    """An engine for ``url``. ``own_transactions`` (PostgreSQL): SQLAlchemy sends no
+    BEGIN/COMMIT of its own; the caller runs transactions on the driver connection."""
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
         database = target.database
@@ -74,6 +79,7 @@ def create_engine(url: str, *, writer: bool, pool_size: int = 10) -> AsyncEngine
         max_overflow=pool_size,
         pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": "rushgate"}},
+        **({"isolation_level": "AUTOCOMMIT"} if own_transactions else {}),
     )
 
 
@@ -130,7 +136,7 @@ class SqlStorage:
     def from_urls(
         cls, url: str, replica_url: str | None, clock: Clock, *, pool_size: int = 10
     ) -> SqlStorage:
-        primary = create_engine(url, writer=True, pool_size=pool_size)
+        primary = create_engine(url, writer=True, pool_size=pool_size, own_transactions=True)
         if replica_url:
             replica: AsyncEngine | None = create_engine(
                 replica_url, writer=False, pool_size=pool_size
@@ -146,7 +152,9 @@ class SqlStorage:
     def dialect(self) -> str:
         return self.primary.dialect.name
 
-    def unit_of_work(self) -> SqlUnitOfWork:
+    def unit_of_work(self) -> SqlUnitOfWork | PgUnitOfWork:
+        if self.dialect == "postgresql":
+            return PgUnitOfWork(self.primary, self._clock)
         return SqlUnitOfWork(self.primary, self._clock)
 
     def reads(self, *, fresh: bool = False) -> SqlReadModel:

@@ -27,9 +27,11 @@ from rushgate.domain.clock import Clock
 from rushgate.domain.errors import AlreadyEnrolled, Conflict, NotFound
 from rushgate.domain.model import Holding, HoldingStatus, SectionRef, StudentProfile
 from rushgate.services.ports import (
+    EnrollmentContext,
     NewSection,
     NewStudent,
     NewTerm,
+    Receipt,
     SectionForEnrollment,
     StoredResult,
 )
@@ -42,6 +44,11 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
 
 
 class SqlEnrollmentRepository:
+    """The enrollment repository on SQLAlchemy Core: the embedded SQLite default.
+
+    (PostgreSQL uses ``PgEnrollmentRepository``: the same contract in prepared statements.)
+    """
+
     def __init__(self, conn: AsyncConnection, dialect: str, clock: Clock) -> None:
         self._conn = conn
         self._pg = dialect == "postgresql"
@@ -91,6 +98,20 @@ class SqlEnrollmentRepository:
             window=window_from_row(row.opens_at, row.closes_at, row.class_year_opens_at),
         )
 
+    async def enrollment_context(
+        self, student_pk: int, term_code: str, section_id: str, idempotency_key: str | None
+    ) -> EnrollmentContext:
+        stored = (
+            None
+            if idempotency_key is None
+            else await self.recall_result(student_pk, idempotency_key)
+        )
+        try:
+            section = await self.find_section(term_code, section_id)
+        except NotFound:
+            return EnrollmentContext(None, [], stored)
+        return EnrollmentContext(section, await self.holdings(student_pk, section.term_pk), stored)
+
     async def lock_section(self, section_pk: int) -> None:
         if self._pg:
             await self._conn.execute(select(S.c.id).where(S.c.id == section_pk).with_for_update())
@@ -124,7 +145,9 @@ class SqlEnrollmentRepository:
             # The unique constraint caught what the checks should have: report, never count.
             raise AlreadyEnrolled("you already hold a section of this course") from exc
 
-    async def take_seat(self, section: SectionForEnrollment, student_pk: int) -> bool:
+    async def take_seat(
+        self, section: SectionForEnrollment, student_pk: int, receipt: Receipt | None = None
+    ) -> bool:
         values = self._enrollment_values(section, student_pk)
         seat = (
             update(S)
@@ -150,14 +173,18 @@ class SqlEnrollmentRepository:
                 )
                 .returning(E.c.id)
             )
-            return row is not None
-        if (await self._conn.execute(seat)).first() is None:
-            return False
-        await self._insert_guarded(
-            insert(E)
-            .values(section_id=section.pk, status=HoldingStatus.ENROLLED.value, **values)
-            .returning(E.c.id)
-        )
+            if row is None:
+                return False
+        else:
+            if (await self._conn.execute(seat)).first() is None:
+                return False
+            await self._insert_guarded(
+                insert(E)
+                .values(section_id=section.pk, status=HoldingStatus.ENROLLED.value, **values)
+                .returning(E.c.id)
+            )
+        if receipt is not None:
+            await self.remember_result(student_pk, receipt.key, receipt.result)
         return True
 
     async def join_waitlist(self, section: SectionForEnrollment, student_pk: int) -> int | None:

@@ -1,0 +1,302 @@
+"""PostgreSQL's unit of work and enrollment repository: the hot path of a rush.
+
+The enrollment statements run as asyncpg prepared statements on the unit of work's
+connection, inside the same transaction as anything done through SQLAlchemy there (the
+administrative repository). SQLAlchemy's per-statement machinery costs several times
+what PostgreSQL spends on these statements, and an enroll is the request every student
+sends at the same second; so the hot path speaks SQL directly, and every statement here
+is the same one ``bench/enroll.py`` hands to raw ``pgbench``.
+
+How the transaction is owned: the writer engine runs SQLAlchemy in AUTOCOMMIT mode (it
+never sends BEGIN/COMMIT itself) and the unit of work opens an asyncpg transaction on the
+connection. Everything sent on that connection, through SQLAlchemy or not, is then inside
+that one transaction, committed or rolled back here.
+"""
+
+from __future__ import annotations
+
+import json
+from types import TracebackType
+from typing import Any, Self
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from rushgate.adapters.sql.codec import meetings_from_json, window_from_row
+from rushgate.adapters.sql.repositories import SqlRegistryRepository
+from rushgate.domain.clock import Clock
+from rushgate.domain.errors import AlreadyEnrolled, NotFound
+from rushgate.domain.model import Holding, HoldingStatus, SectionRef, StudentProfile
+from rushgate.services.ports import EnrollmentContext, Receipt, SectionForEnrollment, StoredResult
+
+_LOCK_STUDENT = """
+SELECT student_id, class_year, max_credits FROM students WHERE id = $1 FOR UPDATE
+"""
+
+# Read after the student's row is locked, so a concurrent request of the same student that
+# committed while this one waited is visible here (a new statement, a new snapshot).
+_CONTEXT = """
+SELECT s.id, s.term_id, s.section_id, s.course_code, s.credits, s.capacity,
+       s.waitlist_capacity, s.meetings, t.opens_at, t.closes_at, t.class_year_opens_at,
+       (SELECT coalesce(json_agg(json_build_object(
+                   'section_id', hs.section_id, 'course_code', hs.course_code,
+                   'credits', hs.credits, 'meetings', hs.meetings, 'status', e.status)),
+               '[]'::json)
+          FROM enrollments e JOIN sections hs ON hs.id = e.section_id
+         WHERE e.student_id = $1 AND e.term_id = t.id) AS holdings,
+       (SELECT json_build_object('request_hash', k.request_hash, 'response', k.response)
+          FROM idempotency_keys k
+         WHERE k.student_id = $1 AND k.key = $4) AS stored
+  FROM (SELECT 1) AS one
+  LEFT JOIN (sections s JOIN terms t ON t.id = s.term_id)
+         ON t.code = $2 AND s.section_id = $3
+"""
+
+_FIND_SECTION = """
+SELECT s.id, s.term_id, s.section_id, s.course_code, s.credits, s.capacity,
+       s.waitlist_capacity, s.meetings, t.opens_at, t.closes_at, t.class_year_opens_at
+  FROM sections s JOIN terms t ON t.id = s.term_id
+ WHERE t.code = $1 AND s.section_id = $2
+"""
+
+# The seat: conditional increment, the row it counts, and the idempotency receipt, in one
+# statement. Nothing is written unless a seat was free.
+_TAKE_SEAT = """
+WITH seat AS (
+    UPDATE sections SET enrolled = enrolled + 1
+     WHERE id = $1 AND enrolled < capacity
+    RETURNING id, term_id, course_code
+), taken AS (
+    INSERT INTO enrollments (term_id, student_id, section_id, course_code, status, created_at)
+    SELECT term_id, $2, id, course_code, 'enrolled', $3 FROM seat
+    RETURNING id
+), receipt AS (
+    INSERT INTO idempotency_keys (student_id, key, request_hash, response, created_at)
+    SELECT $2, $4::varchar, $5::varchar, $6::jsonb, $3 FROM taken WHERE $4::varchar IS NOT NULL
+)
+SELECT id FROM taken
+"""
+
+# Only a full section takes waitlist entries (see the enrollment service).
+_JOIN_WAITLIST = """
+WITH slot AS (
+    UPDATE sections SET waitlisted = waitlisted + 1, waitlist_seq = waitlist_seq + 1
+     WHERE id = $1 AND enrolled >= capacity AND waitlisted < waitlist_capacity
+    RETURNING id, term_id, course_code, waitlisted, waitlist_seq
+), queued AS (
+    INSERT INTO enrollments
+           (term_id, student_id, section_id, course_code, status, waitlist_seq, created_at)
+    SELECT term_id, $2, id, course_code, 'waitlisted', waitlist_seq, $3 FROM slot
+    RETURNING id
+)
+SELECT slot.waitlisted FROM slot, queued
+"""
+
+_SEATS_FREE = "SELECT enrolled < capacity FROM sections WHERE id = $1"
+
+_LOCK_SECTION = "SELECT id FROM sections WHERE id = $1 FOR UPDATE"
+
+_REMOVE_HOLDING = """
+WITH gone AS (
+    DELETE FROM enrollments WHERE student_id = $1 AND section_id = $2 RETURNING status
+), uncounted AS (
+    UPDATE sections SET waitlisted = waitlisted - 1
+     WHERE id = $2 AND EXISTS (SELECT 1 FROM gone WHERE status = 'waitlisted')
+)
+SELECT status FROM gone
+"""
+
+# The seat passes straight to the promoted student: `enrolled` does not change.
+_PROMOTE_HEAD = """
+WITH head AS (
+    SELECT id FROM enrollments
+     WHERE section_id = $1 AND status = 'waitlisted'
+     ORDER BY waitlist_seq LIMIT 1
+       FOR UPDATE
+), promoted AS (
+    UPDATE enrollments e SET status = 'enrolled', waitlist_seq = NULL
+      FROM head WHERE e.id = head.id
+    RETURNING e.student_id
+), uncounted AS (
+    UPDATE sections SET waitlisted = waitlisted - 1
+     WHERE id = $1 AND EXISTS (SELECT 1 FROM promoted)
+)
+SELECT student_id FROM promoted
+"""
+
+_RELEASE_SEAT = "UPDATE sections SET enrolled = enrolled - 1 WHERE id = $1"
+
+_REMEMBER = """
+INSERT INTO idempotency_keys (student_id, key, request_hash, response, created_at)
+VALUES ($1, $2, $3, $4::jsonb, $5)
+"""
+
+
+def _json(value: Any) -> Any:
+    """asyncpg hands JSON back as text on SQLAlchemy-managed connections."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _section(row: asyncpg.Record) -> SectionForEnrollment:
+    return SectionForEnrollment(
+        pk=row["id"],
+        term_pk=row["term_id"],
+        ref=SectionRef(
+            row["section_id"],
+            row["course_code"],
+            row["credits"],
+            meetings_from_json(_json(row["meetings"])),
+        ),
+        capacity=row["capacity"],
+        waitlist_capacity=row["waitlist_capacity"],
+        window=window_from_row(
+            row["opens_at"], row["closes_at"], _json(row["class_year_opens_at"])
+        ),
+    )
+
+
+class PgEnrollmentRepository:
+    def __init__(self, conn: asyncpg.Connection, clock: Clock) -> None:
+        self._conn = conn
+        self._clock = clock
+
+    async def lock_student(self, student_pk: int) -> StudentProfile:
+        row = await self._conn.fetchrow(_LOCK_STUDENT, student_pk)
+        if row is None:
+            raise NotFound("no such student")
+        return StudentProfile(row["student_id"], row["class_year"], row["max_credits"])
+
+    async def enrollment_context(
+        self, student_pk: int, term_code: str, section_id: str, idempotency_key: str | None
+    ) -> EnrollmentContext:
+        row = await self._conn.fetchrow(
+            _CONTEXT, student_pk, term_code, section_id, idempotency_key
+        )
+        assert row is not None  # the query always returns its one row
+        stored = _json(row["stored"])
+        return EnrollmentContext(
+            section=None if row["id"] is None else _section(row),
+            holdings=[
+                Holding(
+                    SectionRef(
+                        h["section_id"],
+                        h["course_code"],
+                        h["credits"],
+                        meetings_from_json(h["meetings"]),
+                    ),
+                    HoldingStatus(h["status"]),
+                )
+                for h in _json(row["holdings"])
+            ],
+            stored=None
+            if stored is None
+            else StoredResult(stored["request_hash"], dict(stored["response"])),
+        )
+
+    async def find_section(self, term_code: str, section_id: str) -> SectionForEnrollment:
+        row = await self._conn.fetchrow(_FIND_SECTION, term_code, section_id)
+        if row is None:
+            raise NotFound("no such section in this term", term=term_code, section_id=section_id)
+        return _section(row)
+
+    async def lock_section(self, section_pk: int) -> None:
+        await self._conn.execute(_LOCK_SECTION, section_pk)
+
+    async def take_seat(
+        self, section: SectionForEnrollment, student_pk: int, receipt: Receipt | None = None
+    ) -> bool:
+        try:
+            row = await self._conn.fetchrow(
+                _TAKE_SEAT,
+                section.pk,
+                student_pk,
+                self._clock.now(),
+                None if receipt is None else receipt.key,
+                None if receipt is None else receipt.result.request_hash,
+                None if receipt is None else json.dumps(receipt.result.body),
+            )
+        except asyncpg.UniqueViolationError as exc:
+            # The constraint caught what the checks should have; the statement wrote nothing.
+            raise AlreadyEnrolled("you already hold a section of this course") from exc
+        return row is not None
+
+    async def join_waitlist(self, section: SectionForEnrollment, student_pk: int) -> int | None:
+        try:
+            position = await self._conn.fetchval(
+                _JOIN_WAITLIST, section.pk, student_pk, self._clock.now()
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise AlreadyEnrolled("you already hold a section of this course") from exc
+        return None if position is None else int(position)
+
+    async def seats_free(self, section_pk: int) -> bool:
+        return bool(await self._conn.fetchval(_SEATS_FREE, section_pk))
+
+    async def remove_holding(self, student_pk: int, section_pk: int) -> HoldingStatus | None:
+        status = await self._conn.fetchval(_REMOVE_HOLDING, student_pk, section_pk)
+        return None if status is None else HoldingStatus(status)
+
+    async def promote_waitlist_head(self, section_pk: int) -> int | None:
+        student = await self._conn.fetchval(_PROMOTE_HEAD, section_pk)
+        return None if student is None else int(student)
+
+    async def release_seat(self, section_pk: int) -> None:
+        await self._conn.execute(_RELEASE_SEAT, section_pk)
+
+    async def remember_result(self, student_pk: int, key: str, result: StoredResult) -> None:
+        await self._conn.execute(
+            _REMEMBER,
+            student_pk,
+            key,
+            result.request_hash,
+            json.dumps(result.body),
+            self._clock.now(),
+        )
+
+
+class PgUnitOfWork:
+    """One transaction on the primary, owned through asyncpg (see the module docstring)."""
+
+    enrollments: PgEnrollmentRepository
+    registry: SqlRegistryRepository
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._conn: AsyncConnection | None = None
+        self._tx: Any = None
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._engine.connect()
+        try:
+            raw = await self._conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection
+            self._tx = driver.transaction()
+            await self._tx.start()
+        except BaseException:
+            await self._conn.close()
+            raise
+        self.enrollments = PgEnrollmentRepository(driver, self._clock)
+        self.registry = SqlRegistryRepository(self._conn, "postgresql", self._clock)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._conn is not None
+        try:
+            if self._tx is not None:
+                await self._tx.rollback()
+        except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+            # The connection broke under us: make sure the pool throws it away.
+            await self._conn.invalidate()
+        finally:
+            await self._conn.close()
+
+    async def commit(self) -> None:
+        assert self._tx is not None
+        tx, self._tx = self._tx, None
+        await tx.commit()
