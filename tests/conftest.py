@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,8 +14,14 @@ from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.config import Settings
 from rushgate.domain.clock import FixedClock
 from rushgate.http.app import create_app
-from tests.support import SECRET, T0, PostgresTemplates, postgres_reachable, require_service
-from tests.support import sqlite_database
+from tests.support import (
+    SECRET,
+    T0,
+    PostgresTemplates,
+    postgres_reachable,
+    require_service,
+    sqlite_database,
+)
 
 
 @pytest.fixture(scope="session")
@@ -99,11 +105,10 @@ async def client(settings: Settings, clock: FixedClock) -> AsyncIterator[httpx.A
 
 
 @pytest.fixture(autouse=True)
-def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests configure rushgate explicitly; the developer's RUSHGATE_* must not leak in."""
     import os
 
     for name in list(os.environ):
         if name.startswith("RUSHGATE_") and not name.startswith("RUSHGATE_TEST_"):
             monkeypatch.delenv(name)
-    yield

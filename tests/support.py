@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rushgate.adapters.sql.engine import SqlStorage, create_engine
 from rushgate.adapters.sql.migrate import upgrade
 from rushgate.domain.model import Day, Meeting, RegistrationWindow
-from rushgate.services.ports import NewSection, NewTerm
+from rushgate.services.ports import NewSection, NewStudent, NewTerm, Storage
+from rushgate.services.registry import StudentInput
 
 # The server tests create their throwaway databases on. Any superuser-ish login works.
 POSTGRES_URL = os.environ.get(
@@ -90,7 +94,7 @@ async def postgres_reachable() -> str | None:
         conn = await asyncpg.connect(
             POSTGRES_URL.replace("postgresql://", "postgres://", 1), timeout=5
         )
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return f"{POSTGRES_URL}: {exc}"
     await conn.close()
     return None
@@ -150,3 +154,188 @@ def new_section(
 @asynccontextmanager
 async def nothing() -> AsyncIterator[None]:
     yield
+
+
+# --- students, seeding and invariants (shared by the behaviour and concurrency suites) ---
+
+
+def new_student(
+    student_id: str = "s1",
+    *,
+    class_year: int = 2,
+    max_credits: int = 18,
+    name: str | None = None,
+    email: str | None = None,
+) -> NewStudent:
+    """A student row as the registry writes it (the hash is a placeholder: no login)."""
+    return NewStudent(
+        student_id=student_id,
+        name=name or f"Student {student_id}",
+        email=email or f"{student_id}@example.test",
+        password_hash="not-a-real-hash",
+        class_year=class_year,
+        max_credits=max_credits,
+    )
+
+
+def student_input(
+    student_id: str = "s1",
+    *,
+    password: str = "password-123",
+    class_year: int = 2,
+    max_credits: int = 18,
+    email: str | None = None,
+) -> StudentInput:
+    """A student as an admin submits it to ``RegistryService.create_students``."""
+    return StudentInput(
+        student_id=student_id,
+        name=f"Student {student_id}",
+        email=email or f"{student_id}@example.test",
+        password=password,
+        class_year=class_year,
+        max_credits=max_credits,
+    )
+
+
+async def add_students(storage: Storage, *students: NewStudent) -> dict[str, int]:
+    """Write students directly (no hashing); their pks by student id."""
+    async with storage.unit_of_work() as uow:
+        await uow.registry.add_students(list(students))
+        await uow.commit()
+    return {s.student_id: await student_pk(storage, s.student_id) for s in students}
+
+
+async def student_pk(storage: Storage, student_id: str) -> int:
+    account = await storage.reads(fresh=True).account(student_id)
+    assert account is not None, student_id
+    assert account.student_pk is not None, student_id
+    return account.student_pk
+
+
+async def seed(
+    storage: Storage,
+    *,
+    term: NewTerm | None = None,
+    sections: Sequence[NewSection] = (),
+    students: Sequence[NewStudent] = (),
+) -> dict[str, int]:
+    """A term (default ``new_term()``), its sections and students; student pks by id."""
+    term = term or new_term()
+    async with storage.unit_of_work() as uow:
+        await uow.registry.add_term(term)
+        if sections:
+            await uow.registry.add_sections(await uow.registry.term_pk(term.code), sections)
+        await uow.commit()
+    return await add_students(storage, *students) if students else {}
+
+
+def _engine_for(target: str | SqlStorage) -> tuple[AsyncEngine, bool]:
+    """An engine to read with, and whether it is ours to dispose."""
+    if isinstance(target, str):
+        return create_engine(target, writer=False, pool_size=1), True
+    if target.dialect == "sqlite" and target.replica is not None:
+        return target.replica, False  # deferred BEGIN: never queues behind a writer
+    return target.primary, False
+
+
+_INVARIANT_QUERIES: dict[str, str] = {
+    "seat count differs from enrolled rows, or exceeds capacity": """
+        SELECT t.code, s.section_id, s.capacity, s.enrolled, c.n
+        FROM sections s JOIN terms t ON t.id = s.term_id
+        JOIN (SELECT s2.id AS id, (SELECT count(*) FROM enrollments e
+                                   WHERE e.section_id = s2.id AND e.status = 'enrolled') AS n
+              FROM sections s2) c ON c.id = s.id
+        WHERE s.enrolled <> c.n OR s.enrolled > s.capacity OR s.enrolled < 0""",
+    "waitlist count differs from waitlisted rows, or exceeds waitlist capacity": """
+        SELECT t.code, s.section_id, s.waitlist_capacity, s.waitlisted, c.n
+        FROM sections s JOIN terms t ON t.id = s.term_id
+        JOIN (SELECT s2.id AS id, (SELECT count(*) FROM enrollments e
+                                   WHERE e.section_id = s2.id AND e.status = 'waitlisted') AS n
+              FROM sections s2) c ON c.id = s.id
+        WHERE s.waitlisted <> c.n OR s.waitlisted > s.waitlist_capacity OR s.waitlisted < 0""",
+    "a student holds two places in one course": """
+        SELECT term_id, student_id, course_code, count(*)
+        FROM enrollments GROUP BY term_id, student_id, course_code HAVING count(*) > 1""",
+    "a row disagrees with its section's term or course": """
+        SELECT e.id, e.term_id, e.course_code, s.term_id, s.course_code
+        FROM enrollments e JOIN sections s ON s.id = e.section_id
+        WHERE e.term_id <> s.term_id OR e.course_code <> s.course_code""",
+    "two waitlist entries share a ticket": """
+        SELECT section_id, waitlist_seq, count(*) FROM enrollments
+        WHERE waitlist_seq IS NOT NULL GROUP BY section_id, waitlist_seq HAVING count(*) > 1""",
+    "a ticket is beyond the section's ticket counter": """
+        SELECT e.id, e.waitlist_seq, s.waitlist_seq
+        FROM enrollments e JOIN sections s ON s.id = e.section_id
+        WHERE e.waitlist_seq > s.waitlist_seq""",
+    "students wait while a seat is free": """
+        SELECT t.code, s.section_id, s.capacity, s.enrolled, s.waitlisted
+        FROM sections s JOIN terms t ON t.id = s.term_id
+        WHERE s.waitlisted > 0 AND s.enrolled < s.capacity""",
+}
+
+
+async def invariant_violations(target: str | SqlStorage) -> list[str]:
+    """Every broken seat invariant, as readable lines; empty when all hold.
+
+    ``target`` is a database URL (``postgresql://…`` / ``sqlite:///…``) or a ``SqlStorage``.
+    All checks read one snapshot (REPEATABLE READ on PostgreSQL, one transaction on SQLite),
+    so they can run while other processes write.
+    """
+    engine, owned = _engine_for(target)
+    found: list[str] = []
+    try:
+        async with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                for what, sql in _INVARIANT_QUERIES.items():
+                    for row in await conn.execute(text(sql)):
+                        found.append(f"{what}: {tuple(row)}")
+    finally:
+        if owned:
+            await engine.dispose()
+    return found
+
+
+async def check_invariants(target: str | SqlStorage) -> None:
+    """Fail with every violation listed (see ``invariant_violations``)."""
+    found = await invariant_violations(target)
+    assert not found, "seat invariants violated:\n" + "\n".join(found)
+
+
+async def reset_enrollments(storage: SqlStorage) -> None:
+    """Back to a just-seeded state: no enrollments or idempotency keys, all counters zero.
+
+    Terms, sections and students stay. Children are deleted before the counters are zeroed,
+    in one transaction, so the CHECK constraints hold at every statement.
+    """
+    async with storage.primary.begin() as conn:
+        await conn.execute(text("DELETE FROM idempotency_keys"))
+        await conn.execute(text("DELETE FROM enrollments"))
+        await conn.execute(
+            text("UPDATE sections SET enrolled = 0, waitlisted = 0, waitlist_seq = 0")
+        )
+
+
+async def holding_rows(target: SqlStorage) -> list[tuple[str, str, str, int | None]]:
+    """Every enrollment row as ``(section_id, student_id, status, waitlist_seq)``, sorted."""
+    engine, _ = _engine_for(target)
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT s.section_id, st.student_id, e.status, e.waitlist_seq FROM enrollments e"
+                " JOIN sections s ON s.id = e.section_id JOIN students st ON st.id = e.student_id"
+                " ORDER BY s.section_id, e.status, e.waitlist_seq, st.student_id"
+            )
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+@contextmanager
+def own_event_loop() -> Iterator[asyncio.Runner]:
+    """A private event loop for sync tests (hypothesis) that drive async code.
+
+    Not installed as the thread's current loop, so pytest-asyncio's session loop is untouched.
+    """
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+        yield runner
