@@ -58,12 +58,18 @@ class EnrollmentContext:
 
 
 @dataclass(frozen=True, slots=True)
-class NewTerm:
+class Term:
+    """A registration term, as created and as read back."""
+
     code: str
     name: str
     window: RegistrationWindow
     waiting_room_enabled: bool
     admit_per_second: int
+
+
+NewTerm = Term
+TermView = Term
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +119,6 @@ class SectionView:
     @property
     def seats_left(self) -> int:
         return max(self.capacity - self.enrolled, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class TermView:
-    code: str
-    name: str
-    window: RegistrationWindow
-    waiting_room_enabled: bool
-    admit_per_second: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from rushgate.http.schemas import (
     TermCreate,
     TermOut,
 )
-from rushgate.services.ports import NewSection, NewTerm
+from rushgate.services.ports import NewSection, NewTerm, RosterEntry
 from rushgate.services.registry import StudentInput
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -92,20 +92,16 @@ async def roster(term: str, section_id: str, container: ContainerDep, _: AdminUs
     return RosterOut(
         term=term,
         section_id=section_id,
-        enrolled=[
-            RosterStudent(
-                student_id=e.student_id, name=e.name, email=e.email, enrolled_at=e.enrolled_at
-            )
-            for e in result.enrolled
-        ],
-        waitlisted=[
-            RosterStudent(
-                student_id=e.student_id,
-                name=e.name,
-                email=e.email,
-                enrolled_at=e.enrolled_at,
-                waitlist_position=e.waitlist_position,
-            )
-            for e in result.waitlisted
-        ],
+        enrolled=[_roster_student(e) for e in result.enrolled],
+        waitlisted=[_roster_student(e) for e in result.waitlisted],
+    )
+
+
+def _roster_student(entry: RosterEntry) -> RosterStudent:
+    return RosterStudent(
+        student_id=entry.student_id,
+        name=entry.name,
+        email=entry.email,
+        enrolled_at=entry.enrolled_at,
+        waitlist_position=entry.waitlist_position,
     )
