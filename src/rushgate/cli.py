@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
+import asyncpg
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from rushgate.adapters.security import Argon2Hasher
 from rushgate.adapters.sql.engine import SqlStorage
@@ -44,10 +49,23 @@ def _storage(settings: Settings) -> SqlStorage:
     )
 
 
+@contextmanager
+def _database_errors(settings: Settings) -> Iterator[None]:
+    """Turn an unreachable or refusing database into one clear line and exit status 1."""
+    try:
+        yield
+    except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        console.print(f"[red]cannot use the database at {where}:[/red] {reason}")
+        raise typer.Exit(1) from exc
+
+
 def _migrate(settings: Settings) -> None:
     if settings.embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.effective_database_url)
+    with _database_errors(settings):
+        upgrade(settings.effective_database_url)
 
 
 async def _bootstrap(settings: Settings) -> list[str]:
@@ -114,7 +132,9 @@ def serve(
     settings = _settings()
     _migrate(settings)
     settings.effective_secret_key()  # create the embedded key before workers race for it
-    for line in asyncio.run(_bootstrap(settings)):
+    with _database_errors(settings):
+        lines = asyncio.run(_bootstrap(settings))
+    for line in lines:
         console.print(line)
     where = "embedded SQLite in " + str(settings.data_dir) if settings.embedded else "PostgreSQL"
     console.print(f"rushgate on http://{host}:{port}  ({where}; API docs at /docs)")
@@ -165,7 +185,8 @@ def create_admin(
             await storage.close()
 
     try:
-        asyncio.run(run())
+        with _database_errors(settings):
+            asyncio.run(run())
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
@@ -215,7 +236,8 @@ def seed_demo_command(
         )
 
     try:
-        asyncio.run(run())
+        with _database_errors(settings):
+            asyncio.run(run())
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red] (is the demo already seeded?)")
         raise typer.Exit(1) from exc
