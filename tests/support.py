@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rushgate.adapters.sql.engine import SqlStorage, create_engine
 from rushgate.adapters.sql.migrate import upgrade
 from rushgate.domain.model import Day, Meeting, RegistrationWindow
-from rushgate.services.ports import NewSection, NewStudent, NewTerm, Storage
+from rushgate.services.ports import NewSection, NewStudent, Storage, Term
 from rushgate.services.registry import StudentInput
 
 # The server tests create their throwaway databases on. Any superuser-ish login works.
@@ -115,7 +115,7 @@ def window(
     return RegistrationWindow(opens_at, opens_at + timedelta(hours=hours), by_year or {})
 
 
-def new_term(code: str = "2026-spring", **overrides: object) -> NewTerm:
+def new_term(code: str = "2026-spring", **overrides: object) -> Term:
     values: dict[str, object] = {
         "code": code,
         "name": f"Term {code}",
@@ -124,7 +124,7 @@ def new_term(code: str = "2026-spring", **overrides: object) -> NewTerm:
         "admit_per_second": 10,
     }
     values.update(overrides)
-    return NewTerm(**values)  # type: ignore[arg-type]
+    return Term(**values)  # type: ignore[arg-type]
 
 
 def meeting(day: str = "MON", start: str = "09:00", end: str = "10:15") -> Meeting:
@@ -215,7 +215,7 @@ async def student_pk(storage: Storage, student_id: str) -> int:
 async def seed(
     storage: Storage,
     *,
-    term: NewTerm | None = None,
+    term: Term | None = None,
     sections: Sequence[NewSection] = (),
     students: Sequence[NewStudent] = (),
 ) -> dict[str, int]:
@@ -233,9 +233,7 @@ def _engine_for(target: str | SqlStorage) -> tuple[AsyncEngine, bool]:
     """An engine to read with, and whether it is ours to dispose."""
     if isinstance(target, str):
         return create_engine(target, writer=False, pool_size=1), True
-    if target.dialect == "sqlite" and target.replica is not None:
-        return target.replica, False  # deferred BEGIN: never queues behind a writer
-    return target.primary, False
+    return target.primary_reads, False
 
 
 _INVARIANT_QUERIES: dict[str, str] = {

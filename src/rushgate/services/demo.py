@@ -9,7 +9,7 @@ from datetime import time, timedelta
 
 from rushgate.domain.clock import Clock
 from rushgate.domain.model import Day, Meeting, RegistrationWindow
-from rushgate.services.ports import NewSection, NewTerm, PasswordHasher, Storage
+from rushgate.services.ports import NewSection, PasswordHasher, Storage, Term
 from rushgate.services.registry import RegistryService, StudentInput
 
 DEMO_TERM = "demo"
@@ -81,7 +81,7 @@ async def seed_demo(
     registry = RegistryService(storage, hasher, lambda pws: [shared_hash] * len(pws))
     now = clock.now()
     await registry.create_term(
-        NewTerm(
+        Term(
             code=DEMO_TERM,
             name="Demo term",
             window=RegistrationWindow(now - timedelta(minutes=1), now + timedelta(days=30)),

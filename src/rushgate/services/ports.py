@@ -68,10 +68,6 @@ class Term:
     admit_per_second: int
 
 
-NewTerm = Term
-TermView = Term
-
-
 @dataclass(frozen=True, slots=True)
 class NewSection:
     section_id: str
@@ -199,7 +195,7 @@ class RegistryRepository(Protocol):
         """Raises ``NotFound``."""
         ...
 
-    async def add_term(self, term: NewTerm) -> None:
+    async def add_term(self, term: Term) -> None:
         """Raises ``Conflict`` when the code exists."""
         ...
 
@@ -246,9 +242,9 @@ class UnitOfWork(Protocol):
 class ReadModel(Protocol):
     """Lock-free reads. May be served by a replica unless asked for fresh data."""
 
-    async def terms(self) -> list[TermView]: ...
+    async def terms(self) -> list[Term]: ...
 
-    async def term(self, code: str) -> TermView:
+    async def term(self, code: str) -> Term:
         """Raises ``NotFound``."""
         ...
 

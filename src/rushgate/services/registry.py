@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rushgate.domain.errors import Conflict, InvalidRequest
-from rushgate.services.ports import NewSection, NewStudent, NewTerm, PasswordHasher, Storage
+from rushgate.services.ports import NewSection, NewStudent, PasswordHasher, Storage, Term
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class RegistryService:
         self._hasher = hasher
         self._hash_many = hash_many or (lambda passwords: [hasher.hash(p) for p in passwords])
 
-    async def create_term(self, term: NewTerm) -> None:
+    async def create_term(self, term: Term) -> None:
         if term.window.closes_at <= term.window.opens_at:
             raise InvalidRequest("closes_at must be after opens_at")
         for year, opens in term.window.class_year_opens_at.items():

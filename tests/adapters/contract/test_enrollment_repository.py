@@ -1,4 +1,4 @@
-"""The enrollment repository contract: ``SqlEnrollmentRepository`` on SQLite and
+"""The enrollment repository contract: ``SqliteEnrollmentRepository`` on SQLite and
 ``PgEnrollmentRepository`` on PostgreSQL pass the same tests.
 
 Each step commits its own unit of work, as the service does, and the seat invariants are

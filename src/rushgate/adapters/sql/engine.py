@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
 
 from rushgate.adapters.sql.postgres import PgUnitOfWork
 from rushgate.adapters.sql.reads import SqlReadModel
-from rushgate.adapters.sql.repositories import SqlEnrollmentRepository, SqlRegistryRepository
+from rushgate.adapters.sql.repositories import SqliteEnrollmentRepository, SqlRegistryRepository
 from rushgate.domain.clock import Clock
 
 
@@ -83,8 +83,10 @@ def create_engine(
     )
 
 
-class SqlUnitOfWork:
-    enrollments: SqlEnrollmentRepository
+class SqliteUnitOfWork:
+    """One write transaction on the embedded SQLite (BEGIN IMMEDIATE, see ``create_engine``)."""
+
+    enrollments: SqliteEnrollmentRepository
     registry: SqlRegistryRepository
 
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
@@ -100,9 +102,8 @@ class SqlUnitOfWork:
         except BaseException:
             await self._conn.close()
             raise
-        dialect = self._engine.dialect.name
-        self.enrollments = SqlEnrollmentRepository(self._conn, dialect, self._clock)
-        self.registry = SqlRegistryRepository(self._conn, dialect, self._clock)
+        self.enrollments = SqliteEnrollmentRepository(self._conn, self._clock)
+        self.registry = SqlRegistryRepository(self._conn, self._clock)
         return self
 
     async def __aexit__(
@@ -127,8 +128,18 @@ class SqlUnitOfWork:
 class SqlStorage:
     """``Storage`` on SQL: writes on the primary, reads on the replica unless fresh."""
 
-    def __init__(self, primary: AsyncEngine, replica: AsyncEngine | None, clock: Clock) -> None:
+    def __init__(
+        self,
+        primary: AsyncEngine,
+        primary_reads: AsyncEngine,
+        replica: AsyncEngine,
+        clock: Clock,
+    ) -> None:
         self.primary = primary
+        # Reads that must see the primary's latest commits. On PostgreSQL that is the
+        # primary itself; on SQLite a deferred-BEGIN engine on the same file, because the
+        # writer engine begins IMMEDIATE and would take the write lock for a mere read.
+        self.primary_reads = primary_reads
         self.replica = replica
         self._clock = clock
 
@@ -137,37 +148,34 @@ class SqlStorage:
         cls, url: str, replica_url: str | None, clock: Clock, *, pool_size: int = 10
     ) -> SqlStorage:
         primary = create_engine(url, writer=True, pool_size=pool_size, own_transactions=True)
-        if replica_url:
-            replica: AsyncEngine | None = create_engine(
-                replica_url, writer=False, pool_size=pool_size
-            )
-        elif primary.dialect.name == "sqlite":
-            # A deferred-BEGIN engine on the same file: readers never queue behind the writer.
-            replica = create_engine(url, writer=False, pool_size=pool_size)
-        else:
-            replica = None
-        return cls(primary, replica, clock)
+        primary_reads = (
+            create_engine(url, writer=False, pool_size=pool_size)
+            if primary.dialect.name == "sqlite"
+            else primary
+        )
+        replica = (
+            create_engine(replica_url, writer=False, pool_size=pool_size)
+            if replica_url
+            else primary_reads
+        )
+        return cls(primary, primary_reads, replica, clock)
 
     @property
     def dialect(self) -> str:
         return self.primary.dialect.name
 
-    def unit_of_work(self) -> SqlUnitOfWork | PgUnitOfWork:
+    def unit_of_work(self) -> SqliteUnitOfWork | PgUnitOfWork:
         if self.dialect == "postgresql":
             return PgUnitOfWork(self.primary, self._clock)
-        return SqlUnitOfWork(self.primary, self._clock)
+        return SqliteUnitOfWork(self.primary, self._clock)
 
     def reads(self, *, fresh: bool = False) -> SqlReadModel:
-        engine = self.primary if fresh or self.replica is None else self.replica
-        return SqlReadModel(engine)
+        return SqlReadModel(self.primary_reads if fresh else self.replica)
 
     async def ping(self) -> None:
-        # On SQLite the primary engine begins IMMEDIATE (a write lock): probe via the reader.
-        engine = self.replica if self.dialect == "sqlite" and self.replica else self.primary
-        async with engine.connect() as conn:
+        async with self.primary_reads.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
-        await self.primary.dispose()
-        if self.replica is not None:
-            await self.replica.dispose()
+        for engine in {self.primary, self.primary_reads, self.replica}:
+            await engine.dispose()

@@ -277,7 +277,7 @@ class PgUnitOfWork:
             await self._conn.close()
             raise
         self.enrollments = PgEnrollmentRepository(driver, self._clock)
-        self.registry = SqlRegistryRepository(self._conn, "postgresql", self._clock)
+        self.registry = SqlRegistryRepository(self._conn, self._clock)
         return self
 
     async def __aexit__(

@@ -22,7 +22,7 @@ from rushgate.services.ports import (
     RosterEntry,
     ScheduleEntry,
     SectionView,
-    TermView,
+    Term,
 )
 
 _SECTION_COLUMNS = (
@@ -74,10 +74,10 @@ class SqlReadModel:
         async with self._engine.connect() as conn:
             return list(await conn.execute(query))
 
-    async def terms(self) -> list[TermView]:
+    async def terms(self) -> list[Term]:
         return [_term_view(r) for r in await self._all(select(T).order_by(T.c.opens_at))]
 
-    async def term(self, code: str) -> TermView:
+    async def term(self, code: str) -> Term:
         rows = await self._all(select(T).where(T.c.code == code))
         if not rows:
             raise NotFound("no such term", term=code)
@@ -166,8 +166,8 @@ class SqlReadModel:
         return Account(r.id, r.username, r.password_hash, r.role, r.student_pk)
 
 
-def _term_view(row: Any) -> TermView:
-    return TermView(
+def _term_view(row: Any) -> Term:
+    return Term(
         code=row.code,
         name=row.name,
         window=window_from_row(row.opens_at, row.closes_at, row.class_year_opens_at),

@@ -1,5 +1,7 @@
-"""Write-side repositories. The seat-changing statements here are the ones the
-enrollment service's concurrency routine (see ``rushgate.services.enrollment``) relies on.
+"""Write-side repositories on SQLAlchemy Core: the administrative registry (both engines)
+and the enrollment repository of the embedded SQLite default. The seat-changing statements
+are the ones the enrollment service's concurrency routine (see
+``rushgate.services.enrollment``) relies on.
 """
 
 from __future__ import annotations
@@ -7,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,10 +32,10 @@ from rushgate.services.ports import (
     EnrollmentContext,
     NewSection,
     NewStudent,
-    NewTerm,
     Receipt,
     SectionForEnrollment,
     StoredResult,
+    Term,
 )
 
 _CHUNK = 1000
@@ -43,24 +45,26 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-class SqlEnrollmentRepository:
-    """The enrollment repository on SQLAlchemy Core: the embedded SQLite default.
+class SqliteEnrollmentRepository:
+    """The enrollment repository of the embedded SQLite default, on SQLAlchemy Core.
 
-    (PostgreSQL uses ``PgEnrollmentRepository``: the same contract in prepared statements.)
+    Every write transaction on SQLite begins IMMEDIATE, so it holds the database's one
+    write lock from its first statement: no row locks are needed here. (PostgreSQL uses
+    ``PgEnrollmentRepository``: the same contract in prepared statements and row locks.)
     """
 
-    def __init__(self, conn: AsyncConnection, dialect: str, clock: Clock) -> None:
+    def __init__(self, conn: AsyncConnection, clock: Clock) -> None:
         self._conn = conn
-        self._pg = dialect == "postgresql"
         self._clock = clock
 
     async def lock_student(self, student_pk: int) -> StudentProfile:
-        query = select(ST.c.student_id, ST.c.class_year, ST.c.max_credits).where(
-            ST.c.id == student_pk
-        )
-        if self._pg:  # SQLite's BEGIN IMMEDIATE already holds the database's write lock.
-            query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
+        row = (
+            await self._conn.execute(
+                select(ST.c.student_id, ST.c.class_year, ST.c.max_credits).where(
+                    ST.c.id == student_pk
+                )
+            )
+        ).first()
         if row is None:
             raise NotFound("no such student")
         return StudentProfile(row.student_id, row.class_year, row.max_credits)
@@ -113,8 +117,7 @@ class SqlEnrollmentRepository:
         return EnrollmentContext(section, await self.holdings(student_pk, section.term_pk), stored)
 
     async def lock_section(self, section_pk: int) -> None:
-        if self._pg:
-            await self._conn.execute(select(S.c.id).where(S.c.id == section_pk).with_for_update())
+        """Held already: the transaction's write lock covers the whole database."""
 
     async def holdings(self, student_pk: int, term_pk: int) -> list[Holding]:
         rows = await self._conn.execute(
@@ -155,34 +158,13 @@ class SqlEnrollmentRepository:
             .values(enrolled=S.c.enrolled + 1)
             .returning(S.c.id)
         )
-        if self._pg:
-            # One statement: the conditional increment and the insert succeed or fail together.
-            taken = seat.cte("seat")
-            row = await self._insert_guarded(
-                insert(E)
-                .from_select(
-                    ["term_id", "student_id", "section_id", "course_code", "status", "created_at"],
-                    select(
-                        literal(values["term_id"]),
-                        literal(student_pk),
-                        taken.c.id,
-                        literal(values["course_code"]),
-                        literal(HoldingStatus.ENROLLED.value),
-                        literal(values["created_at"], E.c.created_at.type),
-                    ),
-                )
-                .returning(E.c.id)
-            )
-            if row is None:
-                return False
-        else:
-            if (await self._conn.execute(seat)).first() is None:
-                return False
-            await self._insert_guarded(
-                insert(E)
-                .values(section_id=section.pk, status=HoldingStatus.ENROLLED.value, **values)
-                .returning(E.c.id)
-            )
+        if (await self._conn.execute(seat)).first() is None:
+            return False
+        await self._insert_guarded(
+            insert(E)
+            .values(section_id=section.pk, status=HoldingStatus.ENROLLED.value, **values)
+            .returning(E.c.id)
+        )
         if receipt is not None:
             await self.remember_result(student_pk, receipt.key, receipt.result)
         return True
@@ -247,8 +229,6 @@ class SqlEnrollmentRepository:
             .order_by(E.c.waitlist_seq)
             .limit(1)
         )
-        if self._pg:
-            head = head.with_for_update()
         row = (
             await self._conn.execute(
                 update(E)
@@ -293,7 +273,9 @@ class SqlEnrollmentRepository:
 
 
 class SqlRegistryRepository:
-    def __init__(self, conn: AsyncConnection, dialect: str, clock: Clock) -> None:
+    """Administrative writes on SQLAlchemy Core, for both engines."""
+
+    def __init__(self, conn: AsyncConnection, clock: Clock) -> None:
         self._conn = conn
         self._clock = clock
 
@@ -303,7 +285,7 @@ class SqlRegistryRepository:
             raise NotFound("no such term", term=code)
         return int(pk)
 
-    async def add_term(self, term: NewTerm) -> None:
+    async def add_term(self, term: Term) -> None:
         exists = (await self._conn.execute(select(T.c.id).where(T.c.code == term.code))).first()
         if exists is not None:
             raise Conflict("a term with this code exists", term=term.code)

@@ -16,7 +16,7 @@ from rushgate.http.schemas import (
     TermCreate,
     TermOut,
 )
-from rushgate.services.ports import NewSection, NewTerm, RosterEntry
+from rushgate.services.ports import NewSection, RosterEntry, Term
 from rushgate.services.registry import StudentInput
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -27,7 +27,7 @@ _MAX_BATCH = 50_000
 @router.post("/terms", status_code=status.HTTP_201_CREATED, response_model=TermOut)
 async def create_term(body: TermCreate, container: ContainerDep, _: AdminUser) -> TermOut:
     await container.registry.create_term(
-        NewTerm(
+        Term(
             code=body.code,
             name=body.name,
             window=RegistrationWindow(body.opens_at, body.closes_at, body.class_year_opens_at),

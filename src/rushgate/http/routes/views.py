@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from rushgate.domain.model import Meeting
 from rushgate.http.schemas import MeetingOut, SectionOut, TermOut, WaitingRoomSettings
-from rushgate.services.ports import SectionView, TermView
+from rushgate.services.ports import SectionView, Term
 
 
 def meetings_out(meetings: Iterable[Meeting]) -> list[MeetingOut]:
@@ -31,7 +31,7 @@ def section_out(s: SectionView) -> SectionOut:
     )
 
 
-def term_out(t: TermView) -> TermOut:
+def term_out(t: Term) -> TermOut:
     return TermOut(
         code=t.code,
         name=t.name,
