@@ -25,6 +25,7 @@ from rushgate.services.registry import StudentInput
 POSTGRES_URL = os.environ.get(
     "RUSHGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_URL = os.environ.get("RUSHGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 T0 = datetime(2026, 2, 10, 10, 0, tzinfo=UTC)
@@ -97,6 +98,21 @@ async def postgres_reachable() -> str | None:
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return f"{POSTGRES_URL}: {exc}"
     await conn.close()
+    return None
+
+
+async def redis_reachable() -> str | None:
+    """None when reachable, else the reason."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        return f"{REDIS_URL}: {exc}"
+    finally:
+        await client.aclose()
     return None
 
 

@@ -66,3 +66,19 @@ class InvalidCredentials(DomainError):
 
 class Forbidden(DomainError):
     code = "forbidden"
+
+
+class NotAdmitted(DomainError):
+    """The term's waiting room is on and the caller holds no valid admission for it."""
+
+    code = "not_admitted"
+
+
+class NotInQueue(DomainError):
+    code = "not_in_queue"
+
+
+class Unavailable(DomainError):
+    """A dependency the request needs (the coordination store) cannot answer right now."""
+
+    code = "coordination_unavailable"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -16,6 +17,7 @@ from rushgate.domain.model import (
     SectionRef,
     StudentProfile,
 )
+from rushgate.domain.waiting_room import RoomSnapshot
 
 # --- records crossing the ports -------------------------------------------------------
 
@@ -66,6 +68,8 @@ class Term:
     window: RegistrationWindow
     waiting_room_enabled: bool
     admit_per_second: int
+    max_active: int = 500
+    admission_ttl_seconds: int = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,3 +309,241 @@ class TokenSigner(Protocol):
     def verify(self, token: str) -> Principal:
         """Raises ``InvalidCredentials`` when the token is forged, expired or malformed."""
         ...
+
+
+# --- coordination (Redis, or in-process for the embedded default) ------------------------
+#
+# Redis is an accelerator and a coordinator: the waiting room lives there, but no fact a
+# student was told about (a seat, a place on a waitlist) exists only there.
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounters:
+    """One term's waiting room as stored: the counters a tick reads and advances."""
+
+    issued: int
+    serving: int
+    prequeue_size: int | None
+    seed: bytes | None
+    active: int
+    carry: float
+    admission_rate: float
+    last_tick_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """What one tick writes. ``freeze_seed`` closes the pre-queue (if still open) with
+    that seed; admissions granted before ``expire_before_ms`` stop counting as active.
+    It applies only on top of the tick at ``previous_tick_ms`` (the counters it was
+    planned on), so a retried call never grants twice."""
+
+    now_ms: int
+    grant: int
+    carry: float
+    admission_rate: float
+    expire_before_ms: int
+    previous_tick_ms: int | None
+    freeze_seed: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The batch that admitted an admission position: when, and whether it still counts."""
+
+    granted_at_ms: int
+
+
+class WaitingRoomStore(Protocol):
+    """Tickets, the serving counter and admissions of each term's waiting room."""
+
+    async def join(self, term: str, student_pk: int, *, freeze_seed: bytes | None) -> int:
+        """The student's ticket: the one they hold, else the next number, atomically (one
+        ticket per student whatever the node or tab). With ``freeze_seed`` the pre-queue
+        is closed first if it is still open (its size is the number of tickets issued so
+        far; the seed is kept unless one is stored), so this ticket comes after it."""
+        ...
+
+    async def ticket(self, term: str, student_pk: int) -> int | None: ...
+
+    async def counters(self, term: str) -> QueueCounters: ...
+
+    async def advance(self, term: str, lease: Lease, step: Advance) -> QueueCounters | None:
+        """Apply one tick, only while ``lease`` is still held (fencing); the new counters,
+        or None when the lease was lost and nothing was written."""
+        ...
+
+    async def admission(self, term: str, position: int) -> Admission | None:
+        """How ``position`` was admitted; None when it is not admitted, expired or left."""
+        ...
+
+    async def leave(
+        self, term: str, student_pk: int, *, ticket: int, position: int | None, revoke_ms: int
+    ) -> None:
+        """Forget the student's ticket (a later join gets a new one) and revoke admissions
+        under ``ticket`` for ``revoke_ms``; with the admitted ``position``, free its
+        active slot if it still holds one."""
+        ...
+
+    async def replace_ticket(self, term: str, student_pk: int, *, old: int) -> int:
+        """A new ticket at the end of the line if the student still holds ``old`` (an
+        expired admission) or none at all; otherwise the ticket they hold now."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A held cluster-wide lock; ``token`` fences writes made under it."""
+
+    name: str
+    token: str
+
+
+class ClusterLock(Protocol):
+    async def acquire(self, lease: Lease, ttl_ms: int) -> bool:
+        """Take the lock, or extend it when ``lease`` holds it already."""
+        ...
+
+    async def release(self, lease: Lease) -> None: ...
+
+
+class RoomBus(Protocol):
+    """Carries room snapshots from the node that ticks to every node (pub/sub)."""
+
+    async def publish(self, snapshot: RoomSnapshot) -> None: ...
+
+    def listen(self) -> AsyncIterator[RoomSnapshot]:
+        """Snapshots as they are published, from now on, until cancelled."""
+        ...
+
+
+class HintVerdict(enum.Enum):
+    PROCEED = "proceed"
+    SECTION_FULL = "section_full"
+    WAITLIST_FULL = "waitlist_full"
+
+
+class SeatOutcome(enum.Enum):
+    """What an enrollment transaction learned about its section, for the hints."""
+
+    TOOK_SEAT = "took_seat"
+    JOINED_WAITLIST = "joined_waitlist"
+    SECTION_FULL = "section_full"
+    WAITLIST_FULL = "waitlist_full"
+
+
+@dataclass(frozen=True, slots=True)
+class Precheck:
+    """The answer of one round trip before an enrollment touches the database.
+
+    ``generation`` (opaque) must be handed back to ``record``: a hint learned by a
+    transaction that raced with a drop or a rebuild is thrown away rather than allowed to
+    hide a freed seat or to count a seat twice."""
+
+    verdict: HintVerdict
+    generation: str
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildStamp:
+    """Generations seen before a rebuild read the database; sections that changed since
+    keep what they have (a fresher truth)."""
+
+    term_generation: int
+    sections: dict[str, int]
+
+
+class SeatHints(Protocol):
+    """Seats and waitlist places left per section, to refuse full sections early.
+
+    The database stays the only truth. A hint may claim *more* room than there is (the
+    database then refuses), but claims a section full only on what a transaction or a
+    rebuild saw, guarded by a per-section generation that every drop bumps."""
+
+    async def precheck(
+        self,
+        term: str,
+        section_id: str,
+        *,
+        student_pk: int,
+        idempotency_key: str | None,
+        admission_ticket: int | None,
+    ) -> Precheck:
+        """Refuse a known-full section, unless this ``idempotency_key`` was already tried
+        against the database (its retry must reach the stored result); also report
+        whether the admission under ``admission_ticket`` was revoked."""
+        ...
+
+    async def record(
+        self, term: str, section_id: str, outcome: SeatOutcome, generation: str
+    ) -> None: ...
+
+    async def releasing(self, term: str, section_id: str) -> None:
+        """Before a drop: forget the section's hint and bump its generation."""
+        ...
+
+    async def released(self, term: str, section_id: str) -> None:
+        """After a drop committed (or failed): bump the generation again."""
+        ...
+
+    async def begin_rebuild(self, term: str) -> RebuildStamp:
+        """Start a rebuild: in-flight records of the term are void from now on."""
+        ...
+
+    async def rebuild(
+        self, term: str, sections: Sequence[SectionView], stamp: RebuildStamp
+    ) -> None:
+        """Set hints from counts read from the database after ``begin_rebuild``."""
+        ...
+
+    async def epoch(self) -> str:
+        """An id that changes whenever the coordination store lost its data (a restart
+        without persistence): the caller rebuilds hints when it sees a new one."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionClaims:
+    student_pk: int
+    term: str
+    ticket: int
+    expires_at: datetime
+
+
+class AdmissionSigner(Protocol):
+    def issue(self, claims: AdmissionClaims) -> str: ...
+
+    def verify(self, token: str) -> AdmissionClaims:
+        """Raises ``NotAdmitted`` when the token is forged, expired or malformed."""
+        ...
+
+
+class RoomMetrics(Protocol):
+    """Hooks for queue gauges; the observability layer exports them."""
+
+    def observe_room(
+        self, snapshot: RoomSnapshot, *, granted: int, eta_tail_seconds: int
+    ) -> None: ...
+
+
+class Coordination(Protocol):
+    """Every coordination port of one backend (Redis, or in-process)."""
+
+    @property
+    def store(self) -> WaitingRoomStore: ...
+
+    @property
+    def lock(self) -> ClusterLock: ...
+
+    @property
+    def bus(self) -> RoomBus: ...
+
+    @property
+    def hints(self) -> SeatHints: ...
+
+    async def ping(self) -> None:
+        """Raise when the backend cannot answer."""
+        ...
+
+    async def close(self) -> None: ...
