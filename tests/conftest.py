@@ -8,12 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from rushgate.adapters.security import Argon2Hasher
 from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.config import Settings
 from rushgate.domain.clock import FixedClock
 from rushgate.http.app import create_app
+from rushgate.http.container import Container
 from tests.support import (
     SECRET,
     T0,
@@ -93,15 +95,27 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(settings: Settings, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process over ASGI, on the parametrized backend, with an admin ``admin``."""
+async def app(settings: Settings, clock: FixedClock) -> AsyncIterator[FastAPI]:
+    """The app on the parametrized backend, with in-process coordination and an admin
+    ``admin``. No background tasks run: tests tick the admitter themselves."""
     app = create_app(settings, clock=clock)
-    container = app.state.container
-    await container.registry.ensure_admin("admin", "admin-password")
+    await app.state.container.registry.ensure_admin("admin", "admin-password")
+    yield app
+    await app.state.container.close()
+
+
+@pytest.fixture
+def container(app: FastAPI) -> Container:
+    node: Container = app.state.container
+    return node
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process over ASGI (see ``app``)."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://rushgate.test") as c:
         yield c
-    await container.close()
 
 
 @pytest.fixture(autouse=True)

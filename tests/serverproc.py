@@ -29,12 +29,15 @@ import ssl
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
 import httpx
+
+from tests.support import REDIS_URL
 
 DEFAULT_SECRET = "serverproc-secret-key-that-is-long-enough-0123456789"
 DEFAULT_ADMIN = ("testadmin", "testadmin-password")
@@ -70,6 +73,10 @@ class ServerConfig:
     admin: tuple[str, str] | None = DEFAULT_ADMIN
     password_hash_cost: str = "low"
     log_level: str = "info"
+    # Several workers coordinate through Redis; each config gets its own key prefix,
+    # shared by the nodes of one group.
+    redis_url: str | None = REDIS_URL
+    redis_prefix: str = field(default_factory=lambda: f"rgtest:{uuid.uuid4().hex[:10]}:")
     extra_env: dict[str, str] = field(default_factory=dict)
     ready_timeout: float = 60.0
     stop_timeout: float = 15.0
@@ -85,6 +92,9 @@ class ServerConfig:
             env["RUSHGATE_SECRET_KEY"] = self.secret_key
         if self.admin is not None:
             env["RUSHGATE_ADMIN_USERNAME"], env["RUSHGATE_ADMIN_PASSWORD"] = self.admin
+        if self.redis_url is not None:
+            env["RUSHGATE_REDIS_URL"] = self.redis_url
+            env["RUSHGATE_REDIS_KEY_PREFIX"] = self.redis_prefix
         env.update(self.extra_env)
         return env
 

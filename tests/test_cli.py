@@ -120,6 +120,8 @@ def test_an_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
             "at least 32 characters",
         ),
         ({"RUSHGATE_ADMIN_USERNAME": "root"}, "or neither"),
+        ({"RUSHGATE_REDIS_URL": "redis://127.0.0.1:6379/0"}, "RUSHGATE_SECRET_KEY is required"),
+        ({"RUSHGATE_REDIS_KEY_PREFIX": "no spaces"}, "String should match pattern"),
     ],
 )
 def test_configuration_errors_are_reported_before_anything_runs(
@@ -128,6 +130,13 @@ def test_configuration_errors_are_reported_before_anything_runs(
     code, output = run({**env, "RUSHGATE_DATA_DIR": str(tmp_path)}, "migrate")
     assert code == 2
     assert message in output
+    assert not (tmp_path / "rushgate.sqlite3").exists()
+
+
+def test_several_workers_without_redis_are_refused(tmp_path: Path) -> None:
+    code, output = run({"RUSHGATE_DATA_DIR": str(tmp_path)}, "serve", "--workers", "2")
+    assert code == 2
+    assert "set RUSHGATE_REDIS_URL, or run one worker" in output
     assert not (tmp_path / "rushgate.sqlite3").exists()
 
 

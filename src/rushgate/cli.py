@@ -130,6 +130,12 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    if workers > 1 and settings.redis_url is None:
+        console.print(
+            "[red]several workers share the waiting room, seat hints and locks through "
+            "Redis:[/red] set RUSHGATE_REDIS_URL, or run one worker"
+        )
+        raise typer.Exit(2)
     _migrate(settings)
     settings.effective_secret_key()  # create the embedded key before workers race for it
     with _database_errors(settings):

@@ -33,6 +33,25 @@ class Settings(BaseSettings):
         default=None, description="A read replica for catalog and lists. Unset: the primary."
     )
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the waiting room, seat hints and locks, e.g. "
+        "redis://127.0.0.1:6379/0. Unset: in-process coordination (one process only).",
+    )
+    redis_key_prefix: str = Field(
+        default="rg:",
+        pattern=r"^[A-Za-z0-9:_.-]{1,64}$",
+        description="Prefix of every Redis key, to share one Redis between deployments.",
+    )
+    queue_tick_ms: int = Field(
+        default=250, ge=20, le=5000, description="How often the admitter advances rooms."
+    )
+    queue_max_db_latency_ms: int = Field(
+        default=500,
+        ge=1,
+        le=60_000,
+        description="Admission pauses while a database ping takes longer than this.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs tokens. Required once a database URL is set; "
@@ -46,8 +65,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.database_url and self.secret_key is None:
-            raise ValueError("RUSHGATE_SECRET_KEY is required when RUSHGATE_DATABASE_URL is set")
+        if (self.database_url or self.redis_url) and self.secret_key is None:
+            raise ValueError(
+                "RUSHGATE_SECRET_KEY is required when RUSHGATE_DATABASE_URL or "
+                "RUSHGATE_REDIS_URL is set"
+            )
         if (
             self.secret_key is not None
             and len(self.secret_key.get_secret_value()) < _MIN_SECRET_LENGTH

@@ -28,7 +28,12 @@ async def test_create_term(api: Api) -> None:
     body = r.json()
     assert body["code"] == TERM
     assert body["class_year_opens_at"] == {"4": "2026-02-10T09:00:00Z"}
-    assert body["waiting_room"] == {"enabled": True, "admit_per_second": 50}
+    assert body["waiting_room"] == {
+        "enabled": True,
+        "admit_per_second": 50,
+        "max_active": 500,
+        "admission_ttl_seconds": 600,
+    }
     listed = (await api.client.get("/api/v1/terms", headers=await api.admin())).json()
     assert listed == [body]
 

@@ -1,12 +1,13 @@
-"""Password hashing (argon2id) and signed bearer tokens (JWT, HS256)."""
+"""Password hashing (argon2id), signed bearer tokens and admission tokens (JWT, HS256)."""
 
 from __future__ import annotations
 
+import hmac
 import os
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import jwt
@@ -15,8 +16,8 @@ from argon2 import exceptions as argon2_errors
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from rushgate.domain.clock import Clock
-from rushgate.domain.errors import InvalidCredentials
-from rushgate.services.ports import Principal
+from rushgate.domain.errors import InvalidCredentials, NotAdmitted
+from rushgate.services.ports import AdmissionClaims, Principal
 
 HashCost = Literal["standard", "low"]
 
@@ -105,3 +106,50 @@ class JwtSigner:
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise InvalidCredentials("the bearer token is invalid or expired") from exc
+
+
+class AdmissionTokens:
+    """Admission tokens of the waiting room: HS256 JWTs bound to (student, term, ticket).
+
+    Signed with a key derived from the secret for this purpose only, and with their own
+    audience, so neither kind of token passes for the other. Revocation is by ticket
+    (see ``SeatHints.precheck``); the signature and expiry are checked here, with no I/O.
+    """
+
+    _ALGORITHM = "HS256"
+    _AUDIENCE = "rushgate:admission"
+
+    def __init__(self, secret: str, clock: Clock) -> None:
+        self._key = hmac.new(secret.encode(), b"rushgate admission tokens", "sha256").digest()
+        self._clock = clock
+
+    def issue(self, claims: AdmissionClaims) -> str:
+        body: dict[str, object] = {
+            "sub": str(claims.student_pk),
+            "term": claims.term,
+            "tkt": claims.ticket,
+            "aud": self._AUDIENCE,
+            "exp": int(claims.expires_at.timestamp()),
+        }
+        return jwt.encode(body, self._key, algorithm=self._ALGORITHM)
+
+    def verify(self, token: str) -> AdmissionClaims:
+        try:
+            body = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._ALGORITHM],
+                audience=self._AUDIENCE,
+                options={"require": ["sub", "exp", "aud", "term", "tkt"], "verify_exp": False},
+            )
+            expires = int(body["exp"])
+            if self._clock.now().timestamp() >= expires:
+                raise jwt.ExpiredSignatureError("expired")
+            return AdmissionClaims(
+                student_pk=int(body["sub"]),
+                term=str(body["term"]),
+                ticket=int(body["tkt"]),
+                expires_at=datetime.fromtimestamp(expires, UTC),
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise NotAdmitted("the admission token is invalid or expired") from exc

@@ -13,7 +13,7 @@ from rushgate.domain.clock import Clock
 from rushgate.http import errors
 from rushgate.http.container import Container
 from rushgate.http.middleware import BodyLimit
-from rushgate.http.routes import admin, auth, health, student
+from rushgate.http.routes import admin, auth, health, queue, student
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -22,6 +22,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.draining = False
+        container.start()
         try:
             yield
         finally:
@@ -36,7 +37,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     app.state.container = container
     errors.install(app)
-    for module in (auth, admin, student, health):
+    for module in (auth, admin, student, queue, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

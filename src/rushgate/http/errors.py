@@ -31,6 +31,9 @@ _STATUS: dict[type[domain.DomainError], int] = {
     domain.IdempotencyKeyReused: 422,
     domain.InvalidCredentials: 401,
     domain.Forbidden: 403,
+    domain.NotAdmitted: 403,
+    domain.NotInQueue: 404,
+    domain.Unavailable: 503,
 }
 
 _HTTP_CODES = {

@@ -46,6 +46,18 @@ class TokenResponse(BaseModel):
 class WaitingRoomSettings(Strict):
     enabled: bool = False
     admit_per_second: int = Field(default=10, ge=1, le=100_000)
+    max_active: int = Field(
+        default=500,
+        ge=1,
+        le=1_000_000,
+        description="At most this many admitted students at once (admitted, not yet done).",
+    )
+    admission_ttl_seconds: int = Field(
+        default=600,
+        ge=30,
+        le=24 * 3600,
+        description="How long an admission (and its token) lasts before the slot is freed.",
+    )
 
 
 class TermCreate(Strict):
@@ -177,3 +189,26 @@ class RosterOut(BaseModel):
     section_id: str
     enrolled: list[RosterStudent]
     waitlisted: list[RosterStudent]
+
+
+# --- waiting room ----------------------------------------------------------------------
+
+
+class QueueStatusOut(BaseModel):
+    term: str
+    ticket: int
+    state: Literal["prequeue", "waiting", "admitted", "closed"]
+    position: int | None = Field(description="1 = next to be admitted; null before opening.")
+    ahead: int | None = Field(description="Students ahead of you; null before opening.")
+    eta_seconds: int | None = Field(
+        description="Server-side estimate from the measured admission rate; before "
+        "opening, the seconds until the lottery."
+    )
+    poll_after_seconds: int = Field(description="Ask again after this long, not sooner.")
+    reason: str | None = Field(
+        default=None, description="Why the state is closed: window_closed, admission_expired."
+    )
+    admission_token: str | None = Field(
+        default=None, description="Once admitted: send it as X-Admission-Token to enroll."
+    )
+    admission_expires_at: datetime | None = None

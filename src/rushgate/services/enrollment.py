@@ -21,6 +21,15 @@ defence: a violation aborts the transaction, count included, and is reported as
 On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: one writer at a time,
 which is the strongest form of the same order. Reads never lock.
 
+Before the database
+--------------------
+With seat hints (Redis, or in-process) an enrollment first makes one round trip to the
+coordination store: a section known to be full is refused there, without a database
+round trip, and the waiting room's admission is checked for revocation in the same trip.
+The hint only ever short-cuts a refusal the database would give too (see ``SeatHints``);
+a request whose ``Idempotency-Key`` already reached the database always goes there again,
+so a retry after a lost response still gets its stored result.
+
 Idempotency: with an ``Idempotency-Key`` the first *successful* result is stored in the
 same transaction as the seat, so a retry after a lost response returns that result and
 never takes a second seat. A refusal writes nothing and is not stored: refusals have no
@@ -32,19 +41,30 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from rushgate.domain.clock import Clock
-from rushgate.domain.errors import IdempotencyKeyReused, NotFound, SectionFull, WaitlistFull
-from rushgate.domain.model import HoldingStatus
+from rushgate.domain.errors import (
+    IdempotencyKeyReused,
+    NotAdmitted,
+    NotFound,
+    SectionFull,
+    WaitlistFull,
+)
+from rushgate.domain.model import HoldingStatus, RegistrationWindow
 from rushgate.domain.rules import ensure_can_hold, ensure_window_open
 from rushgate.services.ports import (
     EnrollmentRepository,
+    HintVerdict,
     Receipt,
     ScheduleEntry,
+    SeatHints,
+    SeatOutcome,
     SectionForEnrollment,
     Storage,
     StoredResult,
 )
+from rushgate.services.waiting_room import TermDirectory, WaitingRoomService
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +97,34 @@ def _request_hash(term_code: str, section_id: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _open_for_everyone(window: RegistrationWindow, now: datetime) -> bool:
+    """Whether no class year could get ``window_closed`` now: then, and only then, a full
+    section's refusal is the answer the database would give too."""
+    opens = max([window.opens_at, *window.class_year_opens_at.values()])
+    return opens <= now < window.closes_at
+
+
+@dataclass(frozen=True, slots=True)
+class FrontDoor:
+    """What an enrollment checks before the database: term settings, the waiting room's
+    admission, and seat hints. Without it (tests of the core) enrollments go straight in."""
+
+    terms: TermDirectory
+    hints: SeatHints
+    waiting_room: WaitingRoomService
+
+
+_OUTCOME = {
+    HoldingStatus.ENROLLED: SeatOutcome.TOOK_SEAT,
+    HoldingStatus.WAITLISTED: SeatOutcome.JOINED_WAITLIST,
+}
+
+
 class EnrollmentService:
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock, front: FrontDoor | None = None) -> None:
         self._storage = storage
         self._clock = clock
+        self._front = front
 
     async def enroll(
         self,
@@ -89,6 +133,52 @@ class EnrollmentService:
         term_code: str,
         section_id: str,
         idempotency_key: str | None = None,
+        admission_token: str | None = None,
+    ) -> EnrollmentResult:
+        front = self._front
+        if front is None:
+            return await self._enroll(student_pk, term_code, section_id, idempotency_key)
+        term = await front.terms.get(term_code)
+        ticket = None
+        if term.waiting_room_enabled:
+            ticket = front.waiting_room.admitted(
+                admission_token, student_pk=student_pk, term_code=term_code
+            )
+        check = await front.hints.precheck(
+            term_code,
+            section_id,
+            student_pk=student_pk,
+            idempotency_key=idempotency_key,
+            admission_ticket=ticket,
+        )
+        if check.revoked:
+            raise NotAdmitted("this admission was given up or revoked", term=term_code)
+        if check.verdict is not HintVerdict.PROCEED and _open_for_everyone(
+            term.window, self._clock.now()
+        ):
+            if check.verdict is HintVerdict.SECTION_FULL:
+                raise SectionFull("this section has no seats left", section_id=section_id)
+            raise WaitlistFull("this section and its waitlist are full", section_id=section_id)
+        try:
+            result = await self._enroll(student_pk, term_code, section_id, idempotency_key)
+        except SectionFull:
+            await front.hints.record(
+                term_code, section_id, SeatOutcome.SECTION_FULL, check.generation
+            )
+            raise
+        except WaitlistFull:
+            await front.hints.record(
+                term_code, section_id, SeatOutcome.WAITLIST_FULL, check.generation
+            )
+            raise
+        if not result.replayed:
+            await front.hints.record(
+                term_code, section_id, _OUTCOME[result.status], check.generation
+            )
+        return result
+
+    async def _enroll(
+        self, student_pk: int, term_code: str, section_id: str, idempotency_key: str | None
     ) -> EnrollmentResult:
         request_hash = _request_hash(term_code, section_id)
         async with self._storage.unit_of_work() as uow:
@@ -150,6 +240,17 @@ class EnrollmentService:
 
     async def drop(self, *, student_pk: int, term_code: str, section_id: str) -> int | None:
         """Give up a seat or a waitlist place. Returns the pk of a promoted student, if any."""
+        if self._front is None:
+            return await self._drop(student_pk, term_code, section_id)
+        # The hint forgets the section before the seat can be freed, so no "full" learned
+        # before this drop commits can outlive it (see SeatHints).
+        await self._front.hints.releasing(term_code, section_id)
+        try:
+            return await self._drop(student_pk, term_code, section_id)
+        finally:
+            await self._front.hints.released(term_code, section_id)
+
+    async def _drop(self, student_pk: int, term_code: str, section_id: str) -> int | None:
         async with self._storage.unit_of_work() as uow:
             repo = uow.enrollments
             student = await repo.lock_student(student_pk)

@@ -173,4 +173,6 @@ def _term_view(row: Any) -> Term:
         window=window_from_row(row.opens_at, row.closes_at, row.class_year_opens_at),
         waiting_room_enabled=row.waiting_room_enabled,
         admit_per_second=row.admit_per_second,
+        max_active=row.max_active,
+        admission_ttl_seconds=row.admission_ttl_seconds,
     )

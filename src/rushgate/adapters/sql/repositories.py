@@ -298,6 +298,8 @@ class SqlRegistryRepository:
                 class_year_opens_at=window_to_json(term.window),
                 waiting_room_enabled=term.waiting_room_enabled,
                 admit_per_second=term.admit_per_second,
+                max_active=term.max_active,
+                admission_ttl_seconds=term.admission_ttl_seconds,
             )
         )
 

@@ -95,6 +95,8 @@ terms = Table(
     Column("class_year_opens_at", Json, nullable=False),
     Column("waiting_room_enabled", Boolean, nullable=False),
     Column("admit_per_second", Integer, nullable=False),
+    Column("max_active", Integer, nullable=False),
+    Column("admission_ttl_seconds", Integer, nullable=False),
     CheckConstraint("closes_at > opens_at", name="window"),
 )
 

@@ -33,8 +33,11 @@ async def create_term(body: TermCreate, container: ContainerDep, _: AdminUser) -
             window=RegistrationWindow(body.opens_at, body.closes_at, body.class_year_opens_at),
             waiting_room_enabled=body.waiting_room.enabled,
             admit_per_second=body.waiting_room.admit_per_second,
+            max_active=body.waiting_room.max_active,
+            admission_ttl_seconds=body.waiting_room.admission_ttl_seconds,
         )
     )
+    container.terms.forget()  # this node at once; the others within the cache's seconds
     return term_out(await container.storage.reads(fresh=True).term(body.code))
 
 

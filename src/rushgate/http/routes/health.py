@@ -17,11 +17,16 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 async def readyz(request: Request, container: ContainerDep) -> dict[str, object] | JSONResponse:
-    """Readiness: this node can serve traffic (database reachable, not shutting down)."""
+    """Readiness: this node can serve traffic (database and Redis reachable, not shutting
+    down)."""
     if getattr(request.app.state, "draining", False):
         return problem(503, "draining", "this node is shutting down")
     try:
         await container.storage.ping()
     except Exception as exc:  # any failure means "not ready"; the reason goes to the body
         return problem(503, "database_unavailable", f"database: {type(exc).__name__}")
-    return {"status": "ready", "checks": {"database": "ok"}}
+    try:
+        await container.coordination.ping()
+    except Exception as exc:  # any failure means "not ready"; the reason goes to the body
+        return problem(503, "coordination_unavailable", f"redis: {type(exc).__name__}")
+    return {"status": "ready", "checks": {"database": "ok", "coordination": "ok"}}

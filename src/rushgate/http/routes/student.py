@@ -21,7 +21,7 @@ from rushgate.http.schemas import (
 router = APIRouter(prefix="/api/v1/terms", tags=["students"])
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
-    403: {"description": "window_closed"},
+    403: {"description": "window_closed, not_admitted"},
     404: {"description": "not_found"},
     409: {
         "description": "section_full, waitlist_full, already_enrolled, time_conflict, credit_limit"
@@ -63,6 +63,13 @@ async def enroll(
     container: ContainerDep,
     student: StudentUser,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    admission_token: Annotated[
+        str | None,
+        Header(
+            alias="X-Admission-Token",
+            description="Required when the term's waiting room is on: from queue status.",
+        ),
+    ] = None,
 ) -> EnrollmentOut:
     assert student.student_pk is not None
     result = await container.enrollment.enroll(
@@ -70,6 +77,7 @@ async def enroll(
         term_code=term,
         section_id=body.section_id,
         idempotency_key=_idempotency_key(idempotency_key),
+        admission_token=admission_token,
     )
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -39,6 +39,9 @@ def term_out(t: Term) -> TermOut:
         closes_at=t.window.closes_at,
         class_year_opens_at=dict(t.window.class_year_opens_at),
         waiting_room=WaitingRoomSettings(
-            enabled=t.waiting_room_enabled, admit_per_second=t.admit_per_second
+            enabled=t.waiting_room_enabled,
+            admit_per_second=t.admit_per_second,
+            max_active=t.max_active,
+            admission_ttl_seconds=t.admission_ttl_seconds,
         ),
     )

@@ -1,0 +1,116 @@
+"""The waiting room, as students see it: join, status, a live stream, and leave."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from rushgate.http import sse
+from rushgate.http.deps import ContainerDep, StudentUser
+from rushgate.http.schemas import QueueStatusOut
+from rushgate.services.waiting_room import Standing
+
+router = APIRouter(prefix="/api/v1/queue", tags=["waiting room"])
+
+HEARTBEAT_SECONDS = 15.0
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "not_found (no such term or no waiting room), not_in_queue"},
+    503: {"description": "coordination_unavailable"},
+}
+
+
+def standing_out(standing: Standing) -> QueueStatusOut:
+    place = standing.place
+    return QueueStatusOut(
+        term=standing.term,
+        ticket=place.ticket,
+        state=place.state.value,
+        position=place.position,
+        ahead=place.ahead,
+        eta_seconds=place.eta_seconds,
+        poll_after_seconds=place.poll_after_seconds,
+        reason=place.reason,
+        admission_token=standing.admission_token,
+        admission_expires_at=standing.admission_expires_at,
+    )
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+
+
+@router.post("/{term}/join", responses=_PROBLEMS)
+async def join(
+    term: str, response: Response, container: ContainerDep, student: StudentUser
+) -> QueueStatusOut:
+    """Take a ticket. Repeating it (other tabs, other nodes) returns the same ticket."""
+    assert student.student_pk is not None
+    _no_store(response)
+    standing = await container.waiting_room.join(student_pk=student.student_pk, term_code=term)
+    return standing_out(standing)
+
+
+@router.get("/{term}/status", responses=_PROBLEMS)
+async def queue_status(
+    term: str, response: Response, container: ContainerDep, student: StudentUser
+) -> QueueStatusOut:
+    assert student.student_pk is not None
+    _no_store(response)
+    standing = await container.waiting_room.status(student_pk=student.student_pk, term_code=term)
+    return standing_out(standing)
+
+
+@router.get(
+    "/{term}/stream",
+    responses={
+        **_PROBLEMS,
+        200: {"content": {"text/event-stream": {}}, "description": "status events"},
+    },
+    response_class=StreamingResponse,
+)
+async def stream(
+    term: str, request: Request, container: ContainerDep, student: StudentUser
+) -> StreamingResponse:
+    """The status as Server-Sent Events (``event: status``), ending once admitted or
+    closed. Each connection starts with the current status, so reconnecting re-syncs."""
+    assert student.student_pk is not None
+    standings = container.waiting_room.stream(
+        student_pk=student.student_pk, term_code=term, heartbeat_seconds=HEARTBEAT_SECONDS
+    )
+    # Pull the first standing now: an unknown term or a student who never joined gets a
+    # problem+json response, not a stream that ends at once.
+    first = await anext(standings)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield sse.retry()
+            standing: Standing | None = first
+            while True:
+                if standing is None:
+                    yield sse.comment("keep-alive")
+                else:
+                    body = standing_out(standing).model_dump_json()
+                    yield sse.event("status", body, str(standing.place.ticket))
+                if getattr(request.app.state, "draining", False):
+                    return  # the client reconnects to another node
+                standing = await anext(standings, _END)
+                if standing is _END:
+                    return
+        finally:
+            await standings.aclose()  # type: ignore[attr-defined]
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=sse.HEADERS)
+
+
+_END: Any = object()
+
+
+@router.post("/{term}/leave", status_code=status.HTTP_204_NO_CONTENT, responses=_PROBLEMS)
+async def leave(term: str, container: ContainerDep, student: StudentUser) -> None:
+    """Give up the place or the admission; the admission token stops working."""
+    assert student.student_pk is not None
+    await container.waiting_room.leave(student_pk=student.student_pk, term_code=term)

@@ -1,0 +1,520 @@
+"""The virtual waiting room: join, status, leave, and the admission tick.
+
+How it fits together
+--------------------
+* ``join`` hands out one ticket per student and term (an atomic counter in the store).
+* One node at a time (a cluster-wide lock with expiry, fencing every write) runs the
+  **admitter**: every tick it moves each open room's serving counter by the admission
+  budget (``admit_per_second``, capped by ``max_active`` and paused while the database is
+  slow), then publishes one **room snapshot** on the bus.
+* Every node keeps the latest snapshot per term (:class:`RoomFeed`) and answers status
+  requests and SSE streams from it with pure arithmetic (``place_of``): the per-request
+  cost is one ticket lookup, not a ranking.
+* An admitted student gets a signed token bound to (student, term, ticket) that lasts
+  until their admission expires; enrolling checks it (see ``EnrollmentService``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from rushgate.domain.clock import Clock
+from rushgate.domain.errors import NotAdmitted, NotFound, NotInQueue
+from rushgate.domain.model import RegistrationWindow
+from rushgate.domain.waiting_room import (
+    Place,
+    QueueState,
+    RoomPhase,
+    RoomSnapshot,
+    place_of,
+    plan_admission,
+)
+from rushgate.services.ports import (
+    AdmissionClaims,
+    AdmissionSigner,
+    Advance,
+    ClusterLock,
+    Lease,
+    QueueCounters,
+    ReadModel,
+    RoomBus,
+    RoomMetrics,
+    SeatHints,
+    Storage,
+    Term,
+    WaitingRoomStore,
+)
+
+log = logging.getLogger("rushgate.waiting_room")
+
+SEED_BYTES = 16
+STREAM_MIN_INTERVAL_SECONDS = 1.0
+
+
+def room_opens_at(window: RegistrationWindow) -> datetime:
+    """The room opens with the earliest class year: everyone before it is pre-queue."""
+    return min([window.opens_at, *window.class_year_opens_at.values()])
+
+
+def phase_at(window: RegistrationWindow, now: datetime) -> RoomPhase:
+    if now >= window.closes_at:
+        return RoomPhase.CLOSED
+    if now < room_opens_at(window):
+        return RoomPhase.PREQUEUE
+    return RoomPhase.OPEN
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def snapshot_of(
+    term: Term, counters: QueueCounters, now: datetime, *, paused: bool = False
+) -> RoomSnapshot:
+    return RoomSnapshot(
+        term=term.code,
+        phase=phase_at(term.window, now),
+        issued=counters.issued,
+        serving=counters.serving,
+        prequeue_size=counters.prequeue_size,
+        seed=counters.seed,
+        active=counters.active,
+        admission_rate=counters.admission_rate,
+        admit_per_second=term.admit_per_second,
+        paused=paused,
+        opens_at=room_opens_at(term.window),
+        taken_at=now,
+    )
+
+
+class TermDirectory:
+    """Term settings by code, cached for a few seconds: every enroll and queue request
+    reads them, and terms change rarely (creating one is the only write)."""
+
+    def __init__(self, reads: Callable[[], ReadModel], *, ttl_seconds: float = 5.0) -> None:
+        self._reads = reads
+        self._ttl = ttl_seconds
+        self._terms: dict[str, tuple[float, Term]] = {}
+        self._all: tuple[float, list[Term]] | None = None
+
+    async def get(self, code: str) -> Term:
+        """Raises ``NotFound``."""
+        cached = self._terms.get(code)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        term = await self._reads().term(code)
+        self._terms[code] = (time.monotonic(), term)
+        return term
+
+    def forget(self) -> None:
+        """Read afresh on next use (a term was just created on this node)."""
+        self._terms.clear()
+        self._all = None
+
+    async def all(self) -> list[Term]:
+        if self._all is None or time.monotonic() - self._all[0] >= self._ttl:
+            self._all = (time.monotonic(), await self._reads().terms())
+        return self._all[1]
+
+
+class RoomFeed:
+    """The latest snapshot of each room on this node, and a wake-up for SSE streams."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, tuple[float, RoomSnapshot]] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+
+    def put(self, snapshot: RoomSnapshot) -> None:
+        current = self._latest.get(snapshot.term)
+        if current is not None and current[1].taken_at > snapshot.taken_at:
+            return  # an older tick arriving late
+        self._latest[snapshot.term] = (time.monotonic(), snapshot)
+        event = self._changed.pop(snapshot.term, None)
+        if event is not None:
+            event.set()
+
+    def fresh(self, term: str, max_age_seconds: float) -> RoomSnapshot | None:
+        current = self._latest.get(term)
+        if current is None or time.monotonic() - current[0] > max_age_seconds:
+            return None
+        return current[1]
+
+    async def wait(self, term: str, seconds: float) -> None:
+        """Until the next snapshot of ``term`` arrives, or ``seconds`` have passed."""
+        event = self._changed.setdefault(term, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await event.wait()
+
+    async def follow(self, bus: RoomBus) -> None:
+        """Feed from the bus until cancelled (a background task on every node)."""
+        async for snapshot in bus.listen():
+            self.put(snapshot)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A student's place, with their admission token once admitted."""
+
+    term: str
+    place: Place
+    admission_token: str | None = None
+    admission_expires_at: datetime | None = None
+
+
+class WaitingRoomService:
+    def __init__(
+        self,
+        store: WaitingRoomStore,
+        hints: SeatHints,
+        signer: AdmissionSigner,
+        terms: TermDirectory,
+        feed: RoomFeed,
+        clock: Clock,
+        *,
+        tick_seconds: float,
+    ) -> None:
+        self._store = store
+        self._hints = hints
+        self._signer = signer
+        self._terms = terms
+        self._feed = feed
+        self._clock = clock
+        # A snapshot older than a few ticks means no admitter is publishing (yet): read
+        # the counters instead, so status stays right, only costlier.
+        self._max_age = max(3 * tick_seconds, 1.0)
+
+    async def _room_term(self, term_code: str) -> Term:
+        term = await self._terms.get(term_code)
+        if not term.waiting_room_enabled:
+            raise NotFound("this term has no waiting room", term=term_code)
+        return term
+
+    async def room(self, term: Term) -> RoomSnapshot:
+        now = self._clock.now()
+        snapshot = self._feed.fresh(term.code, self._max_age)
+        undrawn = snapshot is not None and snapshot.prequeue_size is None
+        if snapshot is None or (undrawn and phase_at(term.window, now) is RoomPhase.OPEN):
+            # No recent tick, or the room just opened and the lottery may be drawn since.
+            snapshot = snapshot_of(term, await self._store.counters(term.code), now)
+            self._feed.put(snapshot)
+        return snapshot
+
+    async def join(self, *, student_pk: int, term_code: str) -> Standing:
+        term = await self._room_term(term_code)
+        now = self._clock.now()
+        phase = phase_at(term.window, now)
+        if phase is RoomPhase.CLOSED:
+            return Standing(term.code, _closed(0, "window_closed"))
+        # Joining after opening closes the pre-queue first (if no tick has yet), so this
+        # ticket is ordered after every pre-queue ticket.
+        freeze = secrets.token_bytes(SEED_BYTES) if phase is RoomPhase.OPEN else None
+        ticket = await self._store.join(term.code, student_pk, freeze_seed=freeze)
+        return await self._standing(term, student_pk, ticket, rejoin=True)
+
+    async def status(self, *, student_pk: int, term_code: str) -> Standing:
+        term = await self._room_term(term_code)
+        ticket = await self._store.ticket(term.code, student_pk)
+        if ticket is None:
+            raise NotInQueue("join the waiting room first", term=term_code)
+        return await self._standing(term, student_pk, ticket, rejoin=False)
+
+    async def _standing(
+        self, term: Term, student_pk: int, ticket: int, *, rejoin: bool
+    ) -> Standing:
+        now = self._clock.now()
+        room = await self.room(term)
+        place = place_of(ticket, replace(room, phase=phase_at(term.window, now)), now)
+        if place.state is not QueueState.ADMITTED:
+            return Standing(term.code, place)
+        position = room.position_of(ticket)
+        assert position is not None
+        admission = await self._store.admission(term.code, position)
+        expires = (
+            None
+            if admission is None
+            else datetime.fromtimestamp(admission.granted_at_ms / 1000, UTC)
+            + timedelta(seconds=term.admission_ttl_seconds)
+        )
+        if expires is None or expires <= now:
+            if not rejoin:
+                return Standing(term.code, _closed(ticket, "admission_expired"))
+            # An expired admission joins again at the back of the line.
+            ticket = await self._store.replace_ticket(term.code, student_pk, old=ticket)
+            return await self._standing(term, student_pk, ticket, rejoin=False)
+        token = self._signer.issue(AdmissionClaims(student_pk, term.code, ticket, expires))
+        return Standing(term.code, place, token, expires)
+
+    async def leave(self, *, student_pk: int, term_code: str) -> None:
+        """Give up a place or an admission: the ticket and its token stop counting."""
+        term = await self._room_term(term_code)
+        ticket = await self._store.ticket(term.code, student_pk)
+        if ticket is None:
+            raise NotInQueue("you are not in this waiting room", term=term_code)
+        room = await self.room(term)
+        position = room.position_of(ticket)
+        admitted = position is not None and position <= room.serving
+        await self._store.leave(
+            term.code,
+            student_pk,
+            ticket=ticket,
+            position=position if admitted else None,
+            revoke_ms=term.admission_ttl_seconds * 1000,
+        )
+
+    async def stream(
+        self, *, student_pk: int, term_code: str, heartbeat_seconds: float
+    ) -> AsyncIterator[Standing | None]:
+        """The student's standing now and after every tick that changes it; ``None`` as a
+        heartbeat when nothing changed for ``heartbeat_seconds``. Ends once admitted or
+        closed: the client has what it waited for."""
+        term = await self._room_term(term_code)
+        ticket = await self._store.ticket(term.code, student_pk)
+        if ticket is None:
+            raise NotInQueue("join the waiting room first", term=term_code)
+        last: Place | None = None
+        sent_at = -math.inf
+        while True:
+            standing = await self._standing(term, student_pk, ticket, rejoin=False)
+            place = standing.place
+            final = place.state in (QueueState.ADMITTED, QueueState.CLOSED)
+            changed = last is None or place.state != last.state or place.ahead != last.ahead
+            since = time.monotonic() - sent_at
+            # At most one event a second unless the state changes: thousands of streams
+            # share a node, and a place moving by a few is not news worth a wake-up.
+            if (changed and since >= STREAM_MIN_INTERVAL_SECONDS) or final or last is None:
+                if place != last or final:
+                    last, sent_at = place, time.monotonic()
+                    yield standing
+                if final:
+                    return
+            elif since >= heartbeat_seconds:
+                sent_at = time.monotonic()
+                yield None
+            await self._feed.wait(term.code, self._max_age / 2)
+
+    def admitted(self, token: str | None, *, student_pk: int, term_code: str) -> int:
+        """The ticket of a valid admission of this student to this term; raises
+        ``NotAdmitted`` (revocation is checked with the seat hints, in the same trip)."""
+        if not token:
+            raise NotAdmitted(
+                "this term has a waiting room: enroll with the X-Admission-Token it issued",
+                term=term_code,
+            )
+        claims = self._signer.verify(token)
+        if claims.student_pk != student_pk or claims.term != term_code:
+            raise NotAdmitted("this admission token was issued to someone else", term=term_code)
+        return claims.ticket
+
+
+def _closed(ticket: int, reason: str) -> Place:
+    return Place(QueueState.CLOSED, ticket, None, None, None, 30, reason)
+
+
+@dataclass
+class _Health:
+    healthy: bool = True
+    checked_at: float = -math.inf
+
+
+class Admitter:
+    """Advances every open room once per tick, on one node of the cluster at a time."""
+
+    LOCK = "admitter"
+
+    def __init__(
+        self,
+        store: WaitingRoomStore,
+        lock: ClusterLock,
+        bus: RoomBus,
+        feed: RoomFeed,
+        terms: TermDirectory,
+        clock: Clock,
+        metrics: RoomMetrics,
+        *,
+        tick_seconds: float,
+        backend_healthy: Callable[[], Awaitable[bool]],
+    ) -> None:
+        self._store = store
+        self._lock = lock
+        self._bus = bus
+        self._feed = feed
+        self._terms = terms
+        self._clock = clock
+        self._metrics = metrics
+        self._tick = tick_seconds
+        self._backend_healthy = backend_healthy
+        self._lease = Lease(self.LOCK, uuid.uuid4().hex)
+        self._health = _Health()
+
+    @property
+    def lease_ttl_ms(self) -> int:
+        # Long enough to survive a slow tick, short enough that a dead node's lock frees
+        # within a few seconds.
+        return max(int(self._tick * 1000 * 6), 2000)
+
+    async def tick_once(self) -> bool:
+        """One tick on this node if it holds (or wins) the lock; whether it did."""
+        if not await self._lock.acquire(self._lease, self.lease_ttl_ms):
+            return False
+        healthy = await self._healthy()
+        for term in await self._terms.all():
+            if term.waiting_room_enabled and not await self.advance(term, healthy=healthy):
+                return False
+        return True
+
+    async def _healthy(self) -> bool:
+        # At most once a second: a slow database is the signal, not a reason to add load.
+        if time.monotonic() - self._health.checked_at >= 1.0:
+            self._health = _Health(await self._backend_healthy(), time.monotonic())
+        return self._health.healthy
+
+    async def advance(self, term: Term, *, healthy: bool) -> bool:
+        """Advance one room; False when the lease was lost (another node ticks now)."""
+        now = self._clock.now()
+        now_ms = _ms(now)
+        phase = phase_at(term.window, now)
+        counters = await self._store.counters(term.code)
+        said_closed = (counters.last_tick_ms or 0) >= _ms(term.window.closes_at)
+        if phase is RoomPhase.CLOSED and said_closed:
+            return True  # closed, and said so once
+        grant, carry, rate = 0, counters.carry, counters.admission_rate
+        if phase is RoomPhase.OPEN:
+            elapsed = (
+                self._tick
+                if counters.last_tick_ms is None
+                else (now_ms - counters.last_tick_ms) / 1000
+            )
+            plan = plan_admission(
+                waiting=counters.issued - counters.serving,
+                active=counters.active,
+                max_active=term.max_active,
+                admit_per_second=term.admit_per_second,
+                elapsed_seconds=elapsed,
+                carry=counters.carry,
+                admission_rate=counters.admission_rate,
+                healthy=healthy,
+            )
+            grant, carry, rate = plan.grant, plan.carry, plan.admission_rate
+        step = Advance(
+            now_ms=now_ms,
+            grant=grant,
+            carry=carry,
+            admission_rate=rate,
+            expire_before_ms=now_ms - term.admission_ttl_seconds * 1000,
+            previous_tick_ms=counters.last_tick_ms,
+            freeze_seed=secrets.token_bytes(SEED_BYTES) if phase is RoomPhase.OPEN else None,
+        )
+        after = await self._store.advance(term.code, self._lease, step)
+        if after is None:
+            return False
+        snapshot = snapshot_of(term, after, now, paused=phase is RoomPhase.OPEN and not healthy)
+        self._feed.put(snapshot)  # this node knows at once; the others by the bus
+        await self._bus.publish(snapshot)
+        tail = math.ceil(snapshot.waiting / snapshot.effective_rate())
+        self._metrics.observe_room(
+            snapshot, granted=after.serving - counters.serving, eta_tail_seconds=tail
+        )
+        return True
+
+    async def run(self) -> None:
+        """Tick forever (a background task on every node; only the lock holder ticks)."""
+        failing: str | None = None
+        while True:
+            started = time.monotonic()
+            try:
+                await self.tick_once()
+                if failing is not None:
+                    log.warning("admission ticks work again")
+                failing = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failed tick must not stop the next one
+                if failing != type(exc).__name__:  # once per outage, not four times a second
+                    log.exception("admission tick failed")
+                failing = type(exc).__name__
+            await asyncio.sleep(max(self._tick - (time.monotonic() - started), 0.0))
+
+    async def release(self) -> None:
+        """Hand the lock over at shutdown instead of letting it expire."""
+        await self._lock.release(self._lease)
+
+
+def database_health(storage: Storage, max_latency_seconds: float) -> Callable[[], Awaitable[bool]]:
+    """Healthy while a ping of the primary answers within ``max_latency_seconds``."""
+
+    async def healthy() -> bool:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(max_latency_seconds * 2):
+                await storage.ping()
+        except Exception:  # unreachable or too slow: either way, admit nobody now
+            return False
+        return time.monotonic() - started <= max_latency_seconds
+
+    return healthy
+
+
+class SeatHintKeeper:
+    """Keeps the seat hints rebuilt from the database: on start, whenever the
+    coordination store comes back empty (a new epoch), and every so often to heal a hint
+    left stale by a node that died between its commit and its hint update."""
+
+    def __init__(
+        self,
+        hints: SeatHints,
+        storage: Storage,
+        terms: TermDirectory,
+        clock: Clock,
+        *,
+        reconcile_seconds: float,
+    ) -> None:
+        self._hints = hints
+        self._storage = storage
+        self._terms = terms
+        self._clock = clock
+        self._reconcile = reconcile_seconds
+        self._epoch: str | None = None
+        self._rebuilt_at = -math.inf
+
+    async def rebuild(self, term_code: str) -> None:
+        stamp = await self._hints.begin_rebuild(term_code)
+        sections = await self._storage.reads(fresh=True).catalog(term_code)
+        await self._hints.rebuild(term_code, sections, stamp)
+
+    async def rebuild_open_terms(self) -> None:
+        now = self._clock.now()
+        for term in await self._terms.all():
+            if now < term.window.closes_at:
+                await self.rebuild(term.code)
+        self._rebuilt_at = time.monotonic()
+
+    async def check(self) -> None:
+        """Rebuild when the epoch changed (or on first call) or the reconcile is due."""
+        epoch = await self._hints.epoch()
+        if epoch != self._epoch:
+            if self._epoch is not None:
+                log.warning("the coordination store lost its data; rebuilding seat hints")
+            await self.rebuild_open_terms()
+            self._epoch = epoch
+        elif time.monotonic() - self._rebuilt_at >= self._reconcile:
+            await self.rebuild_open_terms()
+
+    async def run(self, interval_seconds: float = 1.0) -> None:
+        while True:
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the coordination store may be down; retry next time
+                log.warning("seat hint check failed", exc_info=True)
+            await asyncio.sleep(interval_seconds)
