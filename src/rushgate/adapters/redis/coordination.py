@@ -20,7 +20,10 @@ from importlib import resources
 from typing import Any, ParamSpec, TypeVar, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from rushgate.adapters.redis.codec import (
@@ -146,6 +149,10 @@ class RedisCoordination:
             socket_connect_timeout=5,
             socket_keepalive=True,
             health_check_interval=15,
+            # After a Redis restart every pooled connection is dead and fails once; resend
+            # once on a fresh one. Only on ConnectionError (nothing reached Redis), never
+            # on a timeout, after which the command may have run.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         return cls(Redis.from_pool(pool), prefix=prefix)
 
