@@ -103,7 +103,7 @@ def test_served_positions_are_admitted_and_closed_rooms_closed() -> None:
     assert place_of(10, room, NOW).state is QueueState.ADMITTED
     assert place_of(11, room, NOW).state is QueueState.WAITING
     closed = place_of(11, snapshot(phase=RoomPhase.CLOSED), NOW)
-    assert (closed.state, closed.reason) == (QueueState.CLOSED, "closed")
+    assert (closed.state, closed.reason) == (QueueState.CLOSED, "window_closed")
 
 
 def test_far_back_students_are_told_to_poll_rarely() -> None:

@@ -132,7 +132,7 @@ def poll_hint(eta_seconds: int | None) -> int:
 def place_of(ticket: int, room: RoomSnapshot, now: datetime) -> Place:
     """Where ``ticket`` stands in ``room``: the same arithmetic on every node."""
     if room.phase is RoomPhase.CLOSED:
-        return Place(QueueState.CLOSED, ticket, None, None, None, MAX_POLL_SECONDS, "closed")
+        return Place(QueueState.CLOSED, ticket, None, None, None, MAX_POLL_SECONDS, "window_closed")
     position = room.position_of(ticket)
     if position is None:
         until_open = max(math.ceil((room.opens_at - now).total_seconds()), 0)

@@ -12,6 +12,7 @@ from rushgate.config import Settings
 from rushgate.domain.clock import Clock
 from rushgate.http import errors
 from rushgate.http.container import Container
+from rushgate.http.deps import document_bearer_auth
 from rushgate.http.middleware import BodyLimit
 from rushgate.http.routes import admin, auth, health, queue, student
 
@@ -37,9 +38,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     app.state.container = container
     errors.install(app)
-    for module in (auth, admin, student, queue, health):
+    # The rush's hottest routes first: routes are matched in order.
+    for module in (queue, student, health, auth, admin):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    document_bearer_auth(app)
     return app
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rushgate.domain import errors as domain
@@ -56,7 +57,7 @@ def problem(
     title: str | None = None,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
-) -> JSONResponse:
+) -> Response:
     body: dict[str, Any] = {
         "type": f"https://rushgate.dev/problems/{code}",
         "title": title or code.replace("_", " ").capitalize(),
@@ -66,9 +67,13 @@ def problem(
     }
     # Context never overwrites the RFC 9457 members.
     body.update({k: v for k, v in (extra or {}).items() if v is not None and k not in body})
-    return JSONResponse(
-        jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
-    )
+    # json.dumps first: most problems carry only strings and numbers, and a refusal of a
+    # full section is a hot path; anything else goes through FastAPI's encoder.
+    try:
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    except TypeError:
+        content = json.dumps(jsonable_encoder(body), ensure_ascii=False, separators=(",", ":"))
+    return Response(content, status, headers, PROBLEM_JSON)
 
 
 class ApiError(Exception):
@@ -90,16 +95,16 @@ def status_for(error: domain.DomainError) -> int:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(domain.DomainError)
-    async def _domain(_: Request, exc: domain.DomainError) -> JSONResponse:
+    async def _domain(_: Request, exc: domain.DomainError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.code == "invalid_credentials" else None
         return problem(status_for(exc), exc.code, exc.detail, headers=headers, extra=exc.context)
 
     @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api(_: Request, exc: ApiError) -> Response:
         return problem(exc.status, exc.code, exc.detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return problem(400, "malformed_json", "the request body is not valid JSON")
@@ -116,7 +121,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         if isinstance(exc.__cause__, UnicodeDecodeError):
             # FastAPI reports a JSON body that is not UTF-8 as a generic parsing error.
             return problem(400, "malformed_json", "the request body is not valid JSON")
@@ -126,6 +131,6 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "internal_error", "an unexpected error occurred; it was logged")

@@ -24,7 +24,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from rushgate.domain.clock import Clock
@@ -232,8 +232,10 @@ class WaitingRoomService:
         self, term: Term, student_pk: int, ticket: int, *, rejoin: bool
     ) -> Standing:
         now = self._clock.now()
+        if now >= term.window.closes_at:  # the snapshot may be from just before closing
+            return Standing(term.code, _closed(ticket, "window_closed"))
         room = await self.room(term)
-        place = place_of(ticket, replace(room, phase=phase_at(term.window, now)), now)
+        place = place_of(ticket, room, now)
         if place.state is not QueueState.ADMITTED:
             return Standing(term.code, place)
         position = room.position_of(ticket)

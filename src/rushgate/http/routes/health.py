@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from rushgate.http.deps import ContainerDep
 from rushgate.http.errors import problem
@@ -16,7 +16,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None)
-async def readyz(request: Request, container: ContainerDep) -> dict[str, object] | JSONResponse:
+async def readyz(request: Request, container: ContainerDep) -> dict[str, object] | Response:
     """Readiness: this node can serve traffic (database and Redis reachable, not shutting
     down)."""
     if getattr(request.app.state, "draining", False):
