@@ -157,6 +157,15 @@ async def test_openapi_document(client: httpx.AsyncClient) -> None:
     assert "delete" in paths["/api/v1/terms/{term}/enrollments/{section_id}"]
     assert "post" in paths["/api/v1/auth/token"]
     assert "post" in paths["/api/v1/admin/students"]
+    enroll = paths["/api/v1/terms/{term}/enrollments"]["post"]
+    assert {p["name"] for p in enroll["parameters"]} >= {"Idempotency-Key", "X-Admission-Token"}
+    assert enroll["security"] == [{"bearer": []}]
+    assert paths["/api/v1/queue/{term}/status"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in paths["/api/v1/auth/token"]["post"]
+    assert "security" not in paths["/healthz"]["get"]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    status = paths["/api/v1/queue/{term}/status"]["get"]["responses"]["200"]
+    assert status["content"]["application/json"]["schema"]["$ref"].endswith("QueueStatusOut")
 
 
 JUNK = [
