@@ -109,8 +109,34 @@ PGBENCH_SCRIPT = "\n".join(
     ]
 )
 
+# wrk: count responses by status and print one WRKRESULT line of JSON at the end. A script
+# using it keeps a global `statuses` table and registers its threads in `threads`.
+WRK_STATUS_REPORT = """\
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local merged = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      merged[tostring(status)] = (merged[tostring(status)] or 0) + n
+    end
+  end
+  local parts = {}
+  for status, n in pairs(merged) do parts[#parts + 1] = '"' .. status .. '":' .. n end
+  io.write(string.format(
+    'WRKRESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
+    '"errors":%d,"statuses":{%s}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout, table.concat(parts, ",")))
+end
+"""
+
 # wrk: same pair scheme; request i of thread `id` (of `nthreads`) is global i*nthreads+id.
-WRK_ENROLL = """\
+WRK_ENROLL = (
+    """\
 local counter = 0
 local tokens = {}
 local path, students, sections, nthreads
@@ -143,27 +169,9 @@ function request()
   }, '{"section_id":"' .. sec .. '"}')
 end
 
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-
-function done(summary, latency, requests)
-  local merged = {}
-  for _, thread in ipairs(threads) do
-    for status, n in pairs(thread:get("statuses")) do
-      merged[tostring(status)] = (merged[tostring(status)] or 0) + n
-    end
-  end
-  local parts = {}
-  for status, n in pairs(merged) do parts[#parts + 1] = '"' .. status .. '":' .. n end
-  io.write(string.format(
-    'WRKRESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
-    '"errors":%d,"statuses":{%s}}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.timeout, table.concat(parts, ",")))
-end
 """.replace("SECTION_BASE", str(SECTION_BASE))
+    + WRK_STATUS_REPORT
+)
 
 WRK_PLAIN = """\
 function done(summary, latency, requests)
