@@ -200,6 +200,29 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+async def create_students(http: HttpPool, admin: dict[str, str], students: list[str]) -> None:
+    """Bulk-create ``students`` (password ``PASSWORD``) through the admin API."""
+    started = time.monotonic()
+    for chunk in range(0, len(students), 5000):
+        r = await http.post(
+            "/api/v1/admin/students",
+            json=[
+                {
+                    "student_id": s,
+                    "name": s,
+                    "email": f"{s}@bench.test",
+                    "password": PASSWORD,
+                    "class_year": 1,
+                    "max_credits": 60,
+                }
+                for s in students[chunk : chunk + 5000]
+            ],
+            headers=admin,
+        )
+        r.raise_for_status()
+    log(f"{len(students)} students created in {time.monotonic() - started:.1f}s")
+
+
 def db_url(name: str) -> str:
     return f"{BASE_URL.rpartition('/')[0]}/{name}"
 
@@ -324,25 +347,7 @@ async def seed(server: ServerProcess, args: argparse.Namespace, workdir: Path) -
             )
             r.raise_for_status()
         students = [f"b{i:06d}" for i in range(args.students)]
-        started = time.monotonic()
-        for chunk in range(0, len(students), 5000):
-            r = await http.post(
-                "/api/v1/admin/students",
-                json=[
-                    {
-                        "student_id": s,
-                        "name": s,
-                        "email": f"{s}@bench.test",
-                        "password": PASSWORD,
-                        "class_year": 1,
-                        "max_credits": 60,
-                    }
-                    for s in students[chunk : chunk + 5000]
-                ],
-                headers=admin,
-            )
-            r.raise_for_status()
-        log(f"{len(students)} students created in {time.monotonic() - started:.1f}s")
+        await create_students(http, admin, students)
         started = time.monotonic()
 
         async def login(student: str) -> str:

@@ -91,6 +91,7 @@ from bench.enroll import (  # noqa: E402
     Result,
     asyncpg_dsn,
     create_database,
+    create_students,
     db_url,
     drop_database,
     log,
@@ -452,26 +453,8 @@ async def seed(
             )
             r.raise_for_status()
 
-        started = time.monotonic()
         students = [f"w{i:06d}" for i in range(args.join_students)]
-        for chunk in range(0, len(students), 5000):
-            r = await http.post(
-                "/api/v1/admin/students",
-                json=[
-                    {
-                        "student_id": s,
-                        "name": s,
-                        "email": f"{s}@bench.test",
-                        "password": PASSWORD,
-                        "class_year": 1,
-                        "max_credits": 60,
-                    }
-                    for s in students[chunk : chunk + 5000]
-                ],
-                headers=admin,
-            )
-            r.raise_for_status()
-        log(f"{len(students)} students created in {time.monotonic() - started:.1f}s")
+        await create_students(http, admin, students)
         tokens = await mint_tokens(url)
         if len(tokens) != len(students):
             raise RuntimeError(f"{len(tokens)} tokens for {len(students)} students")
