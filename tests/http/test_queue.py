@@ -331,3 +331,27 @@ async def test_hints_rebuilt_from_the_database_refuse_at_once(
         event.listen(pool, "checkout", count)
     assert_problem(await seeded.enroll("s2", "ART100-01"), 409, "section_full")
     assert checkouts == 0
+
+
+async def test_a_stream_ends_when_its_student_left_from_elsewhere(room: Room) -> None:
+    for n in range(1, 4):
+        await room.join(f"q{n}")
+    headers = await room.api.headers("q3")
+    reading = asyncio.create_task(
+        room.api.client.get("/api/v1/queue/2026-spring/stream", headers=headers)
+    )
+    await asyncio.sleep(0.05)
+    assert (await room.leave("q3")).status_code == 204  # another tab gives up the place
+    for _ in range(20):
+        if reading.done():
+            break
+        await room.tick(seconds=1.0)
+        await asyncio.sleep(0.05)
+    r = await asyncio.wait_for(reading, 10)
+    events = [
+        json.loads(line.removeprefix("data: "))
+        for line in r.text.splitlines()
+        if line.startswith("data: ")
+    ]
+    assert (events[-1]["state"], events[-1]["reason"]) == ("closed", "left")
+    assert all(e["admission_token"] is None for e in events)

@@ -58,7 +58,6 @@ class Node:
         )
         self.service = WaitingRoomService(
             coordination.store,
-            coordination.hints,
             AdmissionTokens(SECRET, clock),
             self.terms,
             self.feed,

@@ -74,7 +74,6 @@ class Container:
         tick_seconds = settings.queue_tick_ms / 1000
         waiting_room = WaitingRoomService(
             coordination.store,
-            coordination.hints,
             AdmissionTokens(secret, clock),
             terms,
             feed,

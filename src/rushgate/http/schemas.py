@@ -206,7 +206,9 @@ class QueueStatusOut(BaseModel):
     )
     poll_after_seconds: int = Field(description="Ask again after this long, not sooner.")
     reason: str | None = Field(
-        default=None, description="Why the state is closed: window_closed, admission_expired."
+        default=None,
+        description="Why the state is closed: window_closed, admission_expired, or left "
+        "(a stream whose student left from elsewhere).",
     )
     admission_token: str | None = Field(
         default=None, description="Once admitted: send it as X-Admission-Token to enroll."

@@ -175,7 +175,6 @@ class WaitingRoomService:
     def __init__(
         self,
         store: WaitingRoomStore,
-        hints: SeatHints,
         signer: AdmissionSigner,
         terms: TermDirectory,
         feed: RoomFeed,
@@ -184,7 +183,6 @@ class WaitingRoomService:
         tick_seconds: float,
     ) -> None:
         self._store = store
-        self._hints = hints
         self._signer = signer
         self._terms = terms
         self._feed = feed
@@ -288,6 +286,12 @@ class WaitingRoomService:
         while True:
             standing = await self._standing(term, student_pk, ticket, rejoin=False)
             place = standing.place
+            if place.state is QueueState.ADMITTED and (
+                await self._store.ticket(term.code, student_pk) != ticket
+            ):
+                # Left (or joined anew) from another tab: this ticket's token is revoked.
+                yield Standing(term.code, _closed(ticket, "left"))
+                return
             final = place.state in (QueueState.ADMITTED, QueueState.CLOSED)
             changed = last is None or place.state != last.state or place.ahead != last.ahead
             since = time.monotonic() - sent_at
