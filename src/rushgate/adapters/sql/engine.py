@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from rushgate.adapters.sql.postgres import PgUnitOfWork
-from rushgate.adapters.sql.reads import SqlReadModel
+from rushgate.adapters.sql.reads import ReplicaRouting, SqlReadModel
 from rushgate.adapters.sql.repositories import SqliteEnrollmentRepository, SqlRegistryRepository
 from rushgate.domain.clock import Clock
 
@@ -141,6 +141,7 @@ class SqlStorage:
         # writer engine begins IMMEDIATE and would take the write lock for a mere read.
         self.primary_reads = primary_reads
         self.replica = replica
+        self._replica_routing = ReplicaRouting()
         self._clock = clock
 
     @classmethod
@@ -170,7 +171,9 @@ class SqlStorage:
         return SqliteUnitOfWork(self.primary, self._clock)
 
     def reads(self, *, fresh: bool = False) -> SqlReadModel:
-        return SqlReadModel(self.primary_reads if fresh else self.replica)
+        if fresh or self.replica is self.primary_reads:
+            return SqlReadModel(self.primary_reads)
+        return SqlReadModel(self.replica, self.primary_reads, self._replica_routing)
 
     async def ping(self) -> None:
         async with self.primary_reads.connect() as conn:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from rushgate.adapters.sql.codec import meetings_from_json, window_from_row
@@ -66,13 +70,69 @@ def _waitlist_position() -> ColumnElement[Any]:
     )
 
 
+_T = TypeVar("_T")
+# After a replica failed, reads skip it for this long rather than pay its timeout again.
+REPLICA_BACKOFF_SECONDS = 10.0
+
+log = logging.getLogger("rushgate.sql")
+
+
+async def _on(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+    async with engine.connect() as conn:
+        return await work(conn)
+
+
+class ReplicaRouting:
+    """Whether to read from the replica: yes, unless it failed in the last few seconds."""
+
+    def __init__(self) -> None:
+        self._down_until = 0.0
+
+    @property
+    def usable(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def failed(self, exc: BaseException) -> None:
+        if self.usable:
+            log.warning("replica unreachable (%s); reading from the primary", type(exc).__name__)
+        self._down_until = time.monotonic() + REPLICA_BACKOFF_SECONDS
+
+
 class SqlReadModel:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Reads on ``engine``; with ``fallback``, an unreachable ``engine`` (the replica)
+    degrades to ``fallback`` (the primary) instead of failing the request."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        fallback: AsyncEngine | None = None,
+        routing: ReplicaRouting | None = None,
+    ) -> None:
         self._engine = engine
+        self._fallback = fallback
+        self._routing = routing
+
+    async def _run(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """``work`` on one connection of the engine, or of the fallback while the engine
+        is unreachable (refused, or its pooled connections died with it)."""
+        if self._fallback is None or self._routing is None:
+            return await _on(self._engine, work)
+        if self._routing.usable:
+            try:
+                return await _on(self._engine, work)
+            except DBAPIError as exc:
+                if not (exc.connection_invalidated or isinstance(exc.orig, OSError)):
+                    raise
+                self._routing.failed(exc)
+            except (OSError, TimeoutError) as exc:
+                self._routing.failed(exc)
+        return await _on(self._fallback, work)
 
     async def _all(self, query: Select[Any]) -> list[Any]:
-        async with self._engine.connect() as conn:
+        async def fetch(conn: AsyncConnection) -> list[Any]:
             return list(await conn.execute(query))
+
+        return await self._run(fetch)
 
     async def terms(self) -> list[Term]:
         return [_term_view(r) for r in await self._all(select(T).order_by(T.c.opens_at))]
@@ -84,7 +144,7 @@ class SqlReadModel:
         return _term_view(rows[0])
 
     async def catalog(self, term_code: str) -> list[SectionView]:
-        async with self._engine.connect() as conn:
+        async def work(conn: AsyncConnection) -> list[SectionView]:
             term_pk = (await conn.execute(select(T.c.id).where(T.c.code == term_code))).scalar()
             if term_pk is None:
                 raise NotFound("no such term", term=term_code)
@@ -92,6 +152,8 @@ class SqlReadModel:
                 select(*_SECTION_COLUMNS).where(S.c.term_id == term_pk).order_by(S.c.section_id)
             )
             return [_section_view(r) for r in rows]
+
+        return await self._run(work)
 
     async def schedule(self, student_pk: int, term_code: str) -> list[ScheduleEntry]:
         position = _waitlist_position()
@@ -111,7 +173,7 @@ class SqlReadModel:
         ]
 
     async def roster(self, term_code: str, section_id: str) -> Roster:
-        async with self._engine.connect() as conn:
+        async def work(conn: AsyncConnection) -> list[Any]:
             section_pk = (
                 await conn.execute(
                     select(S.c.id)
@@ -136,6 +198,9 @@ class SqlReadModel:
                     .order_by(E.c.waitlist_seq, E.c.created_at, E.c.id)
                 )
             )
+            return rows
+
+        rows = await self._run(work)
         entries = {
             status: [
                 RosterEntry(
