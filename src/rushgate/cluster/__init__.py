@@ -1,0 +1,1 @@
+"""The local multi-node stack: PostgreSQL primary + replica, Redis, nginx, app nodes."""
