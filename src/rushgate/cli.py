@@ -7,6 +7,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import asyncpg
@@ -157,6 +158,38 @@ def serve(
 
 
 @app.command()
+def worker() -> None:
+    """Run the background jobs without serving HTTP: the queue admitter and the seat-hint
+    keeper. Every ``serve`` process runs them too; a cluster-wide lock makes one admitter
+    tick at a time, so a worker is where they keep running while app nodes restart."""
+    settings = _settings()
+    if settings.redis_url is None:
+        console.print("[red]a worker coordinates through Redis:[/red] set RUSHGATE_REDIS_URL")
+        raise typer.Exit(2)
+    _migrate(settings)
+    with _database_errors(settings):
+        asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    import signal
+
+    from rushgate.http.container import Container
+
+    container = Container.build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    container.start()
+    console.print("rushgate worker running (admitter, seat hints); SIGTERM stops it")
+    try:
+        await stop.wait()
+    finally:
+        await container.close()
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations and exit."""
     _migrate(_settings())
@@ -247,6 +280,110 @@ def seed_demo_command(
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red] (is the demo already seeded?)")
         raise typer.Exit(1) from exc
+
+
+cluster_app = typer.Typer(
+    no_args_is_help=True,
+    help="The local multi-node stack: PostgreSQL primary + replica, Redis, nginx, N nodes.",
+)
+app.add_typer(cluster_app, name="cluster")
+ClusterDir = Annotated[
+    Path, typer.Option("--dir", help="Where the cluster keeps its data, logs and state.")
+]
+_CLUSTER_DIR = Path(".rushgate-cluster")
+
+
+@contextmanager
+def _cluster_errors() -> Iterator[None]:
+    from rushgate.cluster.stack import ClusterError
+
+    try:
+        yield
+    except ClusterError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+@cluster_app.command("up")
+def cluster_up(
+    directory: ClusterDir = _CLUSTER_DIR,
+    nodes: Annotated[int, typer.Option(min=1, max=16, help="App nodes.")] = 3,
+    weights: Annotated[
+        str | None, typer.Option(help="Round-robin weights, one per node, e.g. 3,3,2.")
+    ] = None,
+    least_conn: Annotated[
+        bool, typer.Option("--least-conn", help="Balance by fewest active connections.")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="nginx port (default: a free one).")] = None,
+) -> None:
+    """Start the stack and print where it answers."""
+    from rushgate.cluster.stack import up
+
+    try:
+        parsed = [int(w) for w in weights.split(",")] if weights else []
+    except ValueError as exc:
+        console.print(f"[red]--weights takes integers like 3,3,2, not {weights!r}[/red]")
+        raise typer.Exit(2) from exc
+    admin_password = secrets.token_urlsafe(12)
+    with _cluster_errors():
+        state = up(
+            directory,
+            nodes=nodes,
+            weights=parsed,
+            balance="least_conn" if least_conn else "round_robin",
+            nginx_port=port,
+            admin=("admin", admin_password),
+            progress=lambda step: console.print(f"  starting {step} …"),
+        )
+    (directory / "admin-password").write_text(admin_password + "\n")
+    console.print(f"rushgate cluster up at {state.url}  (logs: {directory / 'logs'})")
+    console.print(f"admin: admin / {admin_password}  (also in {directory / 'admin-password'})")
+
+
+@cluster_app.command("down")
+def cluster_down(directory: ClusterDir = _CLUSTER_DIR) -> None:
+    """Stop exactly what ``up`` started."""
+    from rushgate.cluster.stack import down
+
+    with _cluster_errors():
+        stopped = down(directory)
+    console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
+
+
+@cluster_app.command("status")
+def cluster_status(
+    directory: ClusterDir = _CLUSTER_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Where the stack answers and which parts are alive."""
+    import json
+
+    from rushgate.cluster.stack import status
+
+    with _cluster_errors():
+        report = status(directory)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    console.print(f"url: {report['url']}")
+    for node in report["nodes"]:
+        health = "ready" if node["ready"] else ("alive" if node["alive"] else "DOWN")
+        console.print(f"  {node['name']}: {node['url']} pid {node['pid']} {health}")
+
+
+@cluster_app.command("restart")
+def cluster_restart(
+    directory: ClusterDir = _CLUSTER_DIR,
+    rolling: Annotated[
+        bool, typer.Option("--rolling", help="One node at a time (the only mode).")
+    ] = True,
+) -> None:
+    """Restart the app nodes one by one, each ready before the next stops."""
+    from rushgate.cluster.stack import restart_rolling
+
+    with _cluster_errors():
+        restart_rolling(directory, progress=lambda step: console.print(f"  {step} …"))
+    console.print("all nodes restarted")
 
 
 def main() -> None:

@@ -1,0 +1,581 @@
+"""``rushgate cluster``: the production topology as processes on one machine.
+
+A PostgreSQL primary and a streaming replica, Redis with its append-only file, N app
+nodes, one worker and nginx in front, all on loopback ports, from the machine's own
+Debian packages. Everything lives in one folder (data, ``logs/``, and ``cluster.json``,
+which records what was started so ``down`` stops exactly that). Start order is
+health-checked: each part must answer before the next one starts.
+
+PostgreSQL refuses to run as root; when run as root the database processes run as the
+``postgres`` user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rushgate.cluster.nginx import Upstream, render_nginx_conf, template_dir
+
+STATE_FILE = "cluster.json"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+LOCAL_RATE_PER_SECOND = 20_000
+
+
+class ClusterError(RuntimeError):
+    """Something the operator must fix; the message says what."""
+
+
+@dataclass
+class Node:
+    name: str
+    port: int
+    pid: int
+    log: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class State:
+    """What ``up`` started, as written to ``cluster.json``."""
+
+    directory: str
+    nginx_port: int
+    primary_port: int
+    replica_port: int
+    redis_port: int
+    nodes: list[Node] = field(default_factory=list)
+    worker: Node | None = None
+    balance: str = "round_robin"
+    weights: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.nginx_port}"
+
+    @property
+    def primary_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.primary_port}/rushgate"
+
+    @property
+    def replica_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.replica_port}/rushgate"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def save(self) -> None:
+        path = Path(self.directory) / STATE_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> State:
+        path = directory / STATE_FILE
+        if not path.exists():
+            raise ClusterError(f"no cluster is up in {directory} (no {STATE_FILE})")
+        raw: dict[str, Any] = json.loads(path.read_text())
+        raw["nodes"] = [Node(**n) for n in raw["nodes"]]
+        raw["worker"] = Node(**raw["worker"]) if raw.get("worker") else None
+        return cls(**raw)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise ClusterError(f"{what} did not come up within {timeout:.0f}s")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _ready(base_url: str) -> Callable[[], bool]:
+    return lambda: _answers(f"{base_url}/readyz")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still "exists"; treat it as gone.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for directory in versions:
+        if (directory / name).exists():
+            return str(directory / name)
+    raise ClusterError(
+        f"{name} not found: install PostgreSQL (sudo ./scripts/ensure-services postgresql)"
+    )
+
+
+def _as_postgres(command: Sequence[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run it as ``postgres`` then."""
+    if os.geteuid() != 0:
+        return list(command)
+    return ["runuser", "-u", "postgres", "--", *command]
+
+
+def _run(command: Sequence[str], what: str, **kwargs: Any) -> None:
+    result = subprocess.run(  # noqa: S603 - our own fixed commands
+        list(command), capture_output=True, text=True, check=False, **kwargs
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise ClusterError(f"{what} failed: " + " | ".join(detail))
+
+
+def _postgres_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+    path.chmod(0o700)
+
+
+def _pg_ready(port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        result = subprocess.run(  # noqa: S603
+            [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+            capture_output=True,
+            check=False,
+        )
+        return result.returncode == 0
+
+    return check
+
+
+def _check_postgres_can_reach(directory: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    reachable = subprocess.run(  # noqa: S603
+        ["runuser", "-u", "postgres", "--", "test", "-x", str(directory)],  # noqa: S607
+        capture_output=True,
+        check=False,
+    )
+    if reachable.returncode != 0:
+        raise ClusterError(
+            f"the postgres user cannot reach {directory} (PostgreSQL does not run as root): "
+            "choose a --dir whose parent folders every user may enter"
+        )
+
+
+def _start_primary(directory: Path, port: int, logs: Path) -> None:
+    data = directory / "pg" / "primary"
+    _check_postgres_can_reach(directory)
+    _postgres_dir(directory / "pg")
+    _postgres_dir(data)
+    _run(
+        _as_postgres(
+            [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        ),
+        "initdb",
+    )
+    settings = {
+        "port": str(port),
+        "listen_addresses": "'127.0.0.1'",
+        "unix_socket_directories": f"'{directory / 'pg'}'",
+        "wal_level": "replica",
+        "max_wal_senders": "5",
+        "hot_standby": "on",
+        "max_connections": "300",
+        "fsync": "on",
+    }
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write("\n# rushgate cluster\n")
+        conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+    with (data / "pg_hba.conf").open("a") as hba:
+        hba.write("host replication postgres 127.0.0.1/32 trust\n")
+    _pg_ctl_start(data, logs / "postgres-primary.log")
+    _wait("the PostgreSQL primary", _pg_ready(port))
+    _run(
+        [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "rushgate"],
+        "createdb",
+    )
+
+
+def _start_replica(directory: Path, primary_port: int, port: int, logs: Path) -> None:
+    data = directory / "pg" / "replica"
+    _postgres_dir(data)
+    _run(
+        _as_postgres(
+            [
+                _pg_bin("pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary_port),
+                "-U",
+                "postgres",
+                "-D",
+                str(data),
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",  # a spread checkpoint makes this wait ~90 s
+            ]
+        ),
+        "pg_basebackup",
+    )
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write(f"port = {port}\n")
+    _pg_ctl_start(data, logs / "postgres-replica.log")
+    _wait("the PostgreSQL replica", _pg_ready(port))
+
+
+def _pg_ctl_start(data: Path, log: Path) -> None:
+    log.touch()
+    if os.geteuid() == 0:
+        shutil.chown(log, "postgres", "postgres")
+    _run(
+        _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "start"]),
+        f"pg_ctl start ({data.name})",
+    )
+
+
+def _stop_postgres(data: Path) -> None:
+    if not (data / "postmaster.pid").exists():
+        return
+    subprocess.run(  # noqa: S603
+        _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+        capture_output=True,
+        check=False,
+    )
+
+
+def _start_redis(directory: Path, port: int, logs: Path) -> None:
+    server = shutil.which("redis-server")
+    if server is None:
+        raise ClusterError("redis-server not found (sudo ./scripts/ensure-services redis)")
+    data = directory / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    _run(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(data / "redis.pid"),
+            "--logfile",
+            str(logs / "redis.log"),
+        ],
+        "redis-server",
+    )
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    _wait("Redis", answers)
+
+
+def _pid_file(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _environment(state: State, directory: Path) -> dict[str, str]:
+    """The caller's environment (other ``RUSHGATE_*`` settings pass through, e.g. the
+    password hash cost), with the parts of this cluster filled in."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "RUSHGATE_DATABASE_URL": state.primary_url,
+            "RUSHGATE_DATABASE_REPLICA_URL": state.replica_url,
+            "RUSHGATE_REDIS_URL": state.redis_url,
+            "RUSHGATE_SECRET_KEY": (directory / "secret_key").read_text().strip(),
+            "RUSHGATE_DATA_DIR": str(directory / "data"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _spawn(name: str, args: Sequence[str], env: dict[str, str], logs: Path, port: int) -> Node:
+    log = logs / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "rushgate.cli", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: stop it and its workers
+        )
+    return Node(name=name, port=port, pid=process.pid, log=str(log))
+
+
+def start_node(state: State, directory: Path, name: str, port: int) -> Node:
+    """Start one app node and wait until it is ready."""
+    env = _environment(state, directory)
+    node = _spawn(
+        name,
+        ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env,
+        directory / "logs",
+        port,
+    )
+    _wait(f"app node {name} ({node.log})", _ready(node.url))
+    return node
+
+
+def up(
+    directory: Path,
+    *,
+    nodes: int = 3,
+    weights: Sequence[int] = (),
+    balance: Literal["round_robin", "least_conn"] = "round_robin",
+    nginx_port: int | None = None,
+    admin: tuple[str, str] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> State:
+    """Start the whole stack; on any failure, stop what was started and raise."""
+    directory = directory.resolve()
+    if (directory / STATE_FILE).exists():
+        raise ClusterError(f"a cluster is already up in {directory}: rushgate cluster down")
+    weights = list(weights) or [1] * nodes
+    if len(weights) != nodes or min(weights) < 1:
+        raise ClusterError(f"give one positive weight per node ({nodes}), e.g. 3,3,2")
+    if directory.exists():
+        shutil.rmtree(directory)  # a stopped cluster's leftovers: start clean
+    logs = directory / "logs"
+    logs.mkdir(parents=True)
+    directory.chmod(0o755)
+    secret = directory / "secret_key"
+    secret.touch(mode=0o600)
+    secret.write_text(os.urandom(32).hex())
+    state = State(
+        directory=str(directory),
+        nginx_port=nginx_port or free_port(),
+        primary_port=free_port(),
+        replica_port=free_port(),
+        redis_port=free_port(),
+        balance=balance,
+        weights=weights,
+    )
+    state.save()  # from here on, ``down`` can clean up whatever got started
+    try:
+        progress(f"PostgreSQL primary on :{state.primary_port}")
+        _start_primary(directory, state.primary_port, logs)
+        progress(f"PostgreSQL streaming replica on :{state.replica_port}")
+        _start_replica(directory, state.primary_port, state.replica_port, logs)
+        progress(f"Redis (append-only file on) on :{state.redis_port}")
+        _start_redis(directory, state.redis_port, logs)
+        env = _environment(state, directory)
+        if admin is not None:
+            env["RUSHGATE_ADMIN_USERNAME"], env["RUSHGATE_ADMIN_PASSWORD"] = admin
+        progress("migrations")
+        _run([sys.executable, "-m", "rushgate.cli", "migrate"], "rushgate migrate", env=env)
+        for n in range(1, nodes + 1):
+            port = free_port()
+            progress(f"app node {n} on :{port}")
+            node = _spawn(
+                f"node{n}",
+                ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                env,
+                logs,
+                port,
+            )
+            state.nodes.append(node)
+            state.save()
+            _wait(f"app node {n} ({node.log})", _ready(node.url))
+        progress("worker")
+        state.worker = _spawn("worker", ["worker"], env, logs, 0)
+        state.save()
+        progress(f"nginx on :{state.nginx_port}")
+        _start_nginx(state, directory)
+        _wait("nginx", lambda: _answers(f"{state.url}/readyz"))
+    except BaseException:
+        down(directory)
+        raise
+    return state
+
+
+def _nginx_prefix(directory: Path) -> Path:
+    return directory / "nginx"
+
+
+def write_nginx_conf(state: State, directory: Path) -> Path:
+    prefix = _nginx_prefix(directory)
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        render_nginx_conf(
+            listen_host="127.0.0.1",
+            listen_port=state.nginx_port,
+            upstreams=[
+                Upstream("127.0.0.1", node.port, weight)
+                for node, weight in zip(state.nodes, state.weights, strict=True)
+            ],
+            balance="least_conn" if state.balance == "least_conn" else "round_robin",
+            prefix=prefix,
+            errors_dir=template_dir() / "errors",
+            # As the app's own RUSHGATE_MAX_BODY_BYTES default (bulk loads of students).
+            client_max_body_size="8m",
+            # Per client address; a local rehearsal sends everything from 127.0.0.1.
+            rate_per_second=LOCAL_RATE_PER_SECOND,
+        )
+    )
+    return conf
+
+
+def _nginx() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found is None:
+        raise ClusterError("nginx not found (sudo ./scripts/ensure-services nginx)")
+    return found
+
+
+def _start_nginx(state: State, directory: Path) -> None:
+    conf = write_nginx_conf(state, directory)
+    prefix = _nginx_prefix(directory)
+    _run([_nginx(), "-t", "-c", str(conf), "-p", str(prefix)], "nginx -t")
+    _run([_nginx(), "-c", str(conf), "-p", str(prefix)], "nginx")
+
+
+def _stop_process(pid: int) -> None:
+    """SIGTERM the process group, wait for a graceful exit, then SIGKILL."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def down(directory: Path) -> list[str]:
+    """Stop what ``up`` recorded, in reverse start order; what was stopped."""
+    directory = directory.resolve()
+    state = State.load(directory)
+    stopped: list[str] = []
+    nginx_pid = _pid_file(_nginx_prefix(directory) / "nginx.pid")
+    if nginx_pid is not None and _alive(nginx_pid):
+        os.kill(nginx_pid, signal.SIGQUIT)
+        _wait("nginx to stop", lambda: not _alive(nginx_pid), STOP_TIMEOUT)
+        stopped.append("nginx")
+    for node in [*([state.worker] if state.worker else []), *reversed(state.nodes)]:
+        if _alive(node.pid):
+            _stop_process(node.pid)
+            stopped.append(node.name)
+    redis_pid = _pid_file(directory / "redis" / "redis.pid")
+    if redis_pid is not None and _alive(redis_pid):
+        os.kill(redis_pid, signal.SIGTERM)  # Redis flushes its append-only file on TERM
+        _wait("Redis to stop", lambda: not _alive(redis_pid), STOP_TIMEOUT)
+        stopped.append("redis")
+    for role in ("replica", "primary"):
+        data = directory / "pg" / role
+        if (data / "postmaster.pid").exists():
+            _stop_postgres(data)
+            stopped.append(f"postgres-{role}")
+    (directory / STATE_FILE).unlink()
+    return stopped
+
+
+def status(directory: Path) -> dict[str, Any]:
+    """What is up, as ``status --json`` prints it."""
+    state = State.load(directory.resolve())
+    return {
+        "url": state.url,
+        "nodes": [
+            {
+                "name": n.name,
+                "url": n.url,
+                "pid": n.pid,
+                "alive": _alive(n.pid),
+                "ready": _answers(f"{n.url}/readyz"),
+            }
+            for n in state.nodes
+        ],
+        "worker": None
+        if state.worker is None
+        else {"pid": state.worker.pid, "alive": _alive(state.worker.pid)},
+        "postgres": {
+            "primary": state.primary_url,
+            "replica": state.replica_url,
+        },
+        "redis": state.redis_url,
+        "logs": str(Path(state.directory) / "logs"),
+    }
+
+
+def restart_rolling(directory: Path, progress: Callable[[str], None] = lambda _: None) -> State:
+    """Restart the app nodes one by one, each ready again before the next goes down."""
+    directory = directory.resolve()
+    state = State.load(directory)
+    for index, node in enumerate(state.nodes):
+        progress(f"restarting {node.name}")
+        _stop_process(node.pid)
+        state.nodes[index] = start_node(state, directory, node.name, node.port)
+        state.save()
+    return state

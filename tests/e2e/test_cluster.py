@@ -1,0 +1,413 @@
+"""The real stack, as ``rushgate cluster up`` starts it: PostgreSQL primary + streaming
+replica, Redis with AOF, three app nodes (weights 3:3:2), a worker and nginx. One stack
+for the module; ``down`` at the end must leave nothing running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.serverproc import HttpPool
+from tests.support import require_service
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+STUDENTS = 2000
+SECTIONS = 50
+SEATS = 40
+PASSWORD = "rush-password-1"
+
+
+def cli(directory: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RUSHGATE_PASSWORD_HASH_COST": "low"}
+    return subprocess.run(
+        [sys.executable, "-m", "rushgate.cli", "cluster", *args, "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+@dataclass
+class Stack:
+    directory: Path
+    status: dict[str, Any]
+    admin_password: str
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return str(self.status["url"])
+
+    @property
+    def primary(self) -> str:
+        return str(self.status["postgres"]["primary"]).replace("postgresql://", "postgres://")
+
+    @property
+    def replica(self) -> str:
+        return str(self.status["postgres"]["replica"]).replace("postgresql://", "postgres://")
+
+
+def _pids(directory: Path) -> list[int]:
+    state = json.loads((directory / "cluster.json").read_text())
+    pids = [n["pid"] for n in state["nodes"]] + [state["worker"]["pid"]]
+    for pid_file in ("nginx/nginx.pid", "redis/redis.pid"):
+        path = directory / pid_file
+        if path.exists():
+            pids.append(int(path.read_text().strip()))
+    for role in ("primary", "replica"):
+        path = directory / "pg" / role / "postmaster.pid"
+        if path.exists():
+            pids.append(int(path.read_text().splitlines()[0]))
+    return pids
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    missing = [
+        name
+        for name in ("initdb", "pg_basebackup", "redis-server", "nginx")
+        if not shutil.which(name)
+        and not list(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+        and not Path(f"/usr/sbin/{name}").exists()
+    ]
+    if missing:
+        require_service("the cluster's parts", f"not installed: {', '.join(missing)}")
+    # Not pytest's tmp_path: its folders are private to this user, and PostgreSQL runs as
+    # the postgres user when the tests run as root.
+    parent = Path(tempfile.mkdtemp(prefix="rushgate-e2e-"))
+    parent.chmod(0o755)
+    directory = parent / "stack"
+    started = time.monotonic()
+    up = cli(directory, "up", "--nodes", "3", "--weights", "3,3,2")
+    assert up.returncode == 0, f"cluster up failed:\n{up.stdout}\n{up.stderr}"
+    print(f"cluster up in {time.monotonic() - started:.1f}s")
+    report = cli(directory, "status", "--json")
+    assert report.returncode == 0, report.stderr
+    stack = Stack(
+        directory,
+        json.loads(report.stdout),
+        (directory / "admin-password").read_text().strip(),
+    )
+    pids = _pids(directory)
+    try:
+        yield stack
+    finally:
+        down = cli(directory, "down")
+        assert down.returncode == 0, down.stderr
+        deadline = time.monotonic() + 30
+        while any(_running(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in pids if _running(p)], "down left processes running"
+        assert not (directory / "cluster.json").exists()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@dataclass
+class Admin:
+    """A client pool through nginx, and an admin's bearer header."""
+
+    http: HttpPool
+    headers: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+async def admin(stack: Stack) -> AsyncIterator[Admin]:
+    async with HttpPool(stack.url, size=200, timeout=30) as http:
+        r = await http.post(
+            "/api/v1/auth/token", json={"username": "admin", "password": stack.admin_password}
+        )
+        assert r.status_code == 200, r.text
+        yield Admin(http, {"Authorization": f"Bearer {r.json()['access_token']}"})
+
+
+async def new_term(admin: Admin, *, room: dict[str, Any] | None = None) -> str:
+    code = f"e2e-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    body: dict[str, Any] = {
+        "code": code,
+        "name": code,
+        "opens_at": (now - timedelta(minutes=5)).isoformat(),
+        "closes_at": (now + timedelta(hours=2)).isoformat(),
+    }
+    if room is not None:
+        body["waiting_room"] = room
+    r = await admin.http.post("/api/v1/admin/terms", json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    return code
+
+
+def section(n: int, capacity: int) -> dict[str, Any]:
+    return {
+        "section_id": f"SEC{n:03d}-01",
+        "course_code": f"SEC{n:03d}",
+        "title": f"Section {n}",
+        "credits": 3,
+        "capacity": capacity,
+        "meetings": [],
+    }
+
+
+def test_status_names_the_front_door_and_every_node(stack: Stack) -> None:
+    report = stack.status
+    assert report["url"].startswith("http://127.0.0.1:")
+    assert [n["name"] for n in report["nodes"]] == ["node1", "node2", "node3"]
+    for node in report["nodes"]:
+        assert node["alive"]
+        assert node["ready"]
+        assert httpx.get(f"{node['url']}/readyz", timeout=5).status_code == 200
+    assert report["worker"]["alive"]
+    assert httpx.get(f"{stack.url}/readyz", timeout=5).json()["status"] == "ready"
+
+
+async def test_writes_reach_the_replica_and_the_catalog_survives_its_loss(
+    stack: Stack, admin: Admin
+) -> None:
+    term = await new_term(admin)
+    r = await admin.http.post(
+        f"/api/v1/admin/terms/{term}/sections", json=[section(1, 5)], headers=admin.headers
+    )
+    assert r.status_code == 201, r.text
+    replica = await asyncpg.connect(stack.replica)
+    try:
+        assert await replica.fetchval("SELECT pg_is_in_recovery()")
+        deadline = time.monotonic() + 10
+        while not await replica.fetchval("SELECT count(*) FROM terms WHERE code = $1", term):
+            assert time.monotonic() < deadline, "the write never reached the replica"
+            await asyncio.sleep(0.05)
+    finally:
+        await replica.close()
+
+    # Stop the replica: the catalog degrades to the primary, enrolling goes on.
+    data = stack.directory / "pg" / "replica"
+    stop = ["pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"]
+    pg_ctl = next(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*runner, str(pg_ctl), *stop[1:]], check=True, capture_output=True)
+    try:
+        r = await admin.http.post(
+            "/api/v1/admin/students",
+            json=[
+                {
+                    "student_id": "replica-test",
+                    "name": "R",
+                    "email": "replica-test@e2e.test",
+                    "password": PASSWORD,
+                    "class_year": 1,
+                    "max_credits": 20,
+                }
+            ],
+            headers=admin.headers,
+        )
+        assert r.status_code == 201, r.text
+        login = await admin.http.post(
+            "/api/v1/auth/token", json={"username": "replica-test", "password": PASSWORD}
+        )
+        student = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        for _ in range(6):  # every node, whichever nginx picks
+            catalog = await admin.http.get(f"/api/v1/terms/{term}/sections", headers=student)
+            assert catalog.status_code == 200, catalog.text
+        enrolled = await admin.http.post(
+            f"/api/v1/terms/{term}/enrollments", json={"section_id": "SEC001-01"}, headers=student
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        logs = "".join((stack.directory / "logs" / f"node{n}.log").read_text() for n in (1, 2, 3))
+        assert "replica unreachable" in logs  # the catalog really was meant for the replica
+    finally:
+        start = [
+            *runner,
+            str(pg_ctl),
+            "-D",
+            str(data),
+            "-l",
+            str(stack.directory / "logs" / "postgres-replica.log"),
+            "-w",
+            "start",
+        ]
+        subprocess.run(start, check=True, capture_output=True)
+
+
+@dataclass
+class Outcome:
+    student: str
+    key: str
+    section: str
+    status: int
+    attempts: int
+    errors: list[str] = field(default_factory=list)
+
+
+async def test_an_opening_rush_survives_a_node_killed_mid_rush(stack: Stack, admin: Admin) -> None:
+    term = await new_term(
+        admin, room={"enabled": True, "admit_per_second": 2000, "max_active": 10_000}
+    )
+    r = await admin.http.post(
+        f"/api/v1/admin/terms/{term}/sections",
+        json=[section(n, SEATS) for n in range(1, SECTIONS + 1)],
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    prefix = uuid.uuid4().hex[:6]
+    students = [f"r{prefix}{n:05d}" for n in range(STUDENTS)]
+    for chunk in range(0, STUDENTS, 1000):
+        r = await admin.http.post(
+            "/api/v1/admin/students",
+            json=[
+                {
+                    "student_id": s,
+                    "name": s,
+                    "email": f"{s}@e2e.test",
+                    "password": PASSWORD,
+                    "class_year": 1,
+                    "max_credits": 20,
+                }
+                for s in students[chunk : chunk + 1000]
+            ],
+            headers=admin.headers,
+        )
+        assert r.status_code == 201, r.text
+
+    async def login(student: str) -> str:
+        for _ in range(5):
+            r = await admin.http.post(
+                "/api/v1/auth/token", json={"username": student, "password": PASSWORD}
+            )
+            if r.status_code == 200:
+                return str(r.json()["access_token"])
+        raise AssertionError(f"{student} could not log in: {r.text}")
+
+    tokens = dict(zip(students, await asyncio.gather(*map(login, students)), strict=True))
+    victim = stack.status["nodes"][1]
+    killed = asyncio.Event()
+    outcomes: list[Outcome] = []
+    rng = random.Random(20261123)
+
+    async def call(
+        method: str, path: str, headers: dict[str, str], **kw: Any
+    ) -> httpx.Response | str:
+        try:
+            return await admin.http.request(method, path, headers=headers, **kw)
+        except httpx.HTTPError as exc:  # a connection the killed node dropped
+            return type(exc).__name__
+
+    async def rush(student: str) -> None:
+        headers = {"Authorization": f"Bearer {tokens[student]}"}
+        admission = None
+        for _ in range(600):
+            answer = await call("POST", f"/api/v1/queue/{term}/join", headers)
+            ok = isinstance(answer, httpx.Response) and answer.status_code == 200
+            if ok and answer.json()["admission_token"]:  # type: ignore[union-attr]
+                admission = answer.json()["admission_token"]  # type: ignore[union-attr]
+                break
+            await asyncio.sleep(0.05)
+        assert admission, f"{student} was never admitted"
+        headers["X-Admission-Token"] = admission
+        choices = rng.sample(range(1, SECTIONS + 1), 3)
+        for choice in choices:
+            target = f"SEC{choice:03d}-01"
+            key = f"{student}-{target}"
+            outcome = Outcome(student, key, target, 0, 0)
+            outcomes.append(outcome)
+            while outcome.attempts < 20:
+                outcome.attempts += 1
+                answer = await call(
+                    "POST",
+                    f"/api/v1/terms/{term}/enrollments",
+                    {**headers, "Idempotency-Key": key},
+                    json={"section_id": target},
+                )
+                if isinstance(answer, str) or answer.status_code >= 500:
+                    outcome.errors.append(
+                        answer if isinstance(answer, str) else str(answer.status_code)
+                    )
+                    await asyncio.sleep(0.1)
+                    continue
+                outcome.status = answer.status_code
+                break
+            if outcome.status == 201:
+                return
+
+    async def kill_mid_rush() -> None:
+        while sum(o.status == 201 for o in outcomes) < STUDENTS * 0.25:
+            await asyncio.sleep(0.01)
+        os.kill(victim["pid"], signal.SIGKILL)
+        killed.set()
+
+    started = time.monotonic()
+    killer = asyncio.create_task(kill_mid_rush())
+    await asyncio.gather(*map(rush, students))
+    elapsed = time.monotonic() - started
+    assert killed.is_set(), "the rush ended before the node was killed"
+    await killer
+
+    conn = await asyncpg.connect(stack.primary)
+    try:
+        rows = await conn.fetch(
+            """SELECT u.username, s.section_id, s.course_code, e.status
+                 FROM enrollments e
+                 JOIN sections s ON s.id = e.section_id
+                 JOIN terms t ON t.id = e.term_id
+                 JOIN students st ON st.id = e.student_id
+                 JOIN users u ON u.id = st.user_id
+                WHERE t.code = $1""",
+            term,
+        )
+        counts = await conn.fetch(
+            """SELECT s.section_id, s.capacity, s.enrolled,
+                      (SELECT count(*) FROM enrollments e
+                        WHERE e.section_id = s.id AND e.status = 'enrolled') AS rows
+                 FROM sections s JOIN terms t ON t.id = s.term_id WHERE t.code = $1""",
+            term,
+        )
+    finally:
+        await conn.close()
+    held = {(r["username"], r["section_id"]) for r in rows}
+    per_student = Counter(r["username"] for r in rows)
+    confirmed = [o for o in outcomes if o.status == 201]
+    retried = [o for o in outcomes if o.errors]
+    print(
+        f"rush: {len(students)} students, {len(outcomes)} enroll intents, "
+        f"{len(confirmed)} confirmed, {len(retried)} retried after errors "
+        f"({Counter(e for o in retried for e in o.errors)}), {elapsed:.1f}s"
+    )
+    assert not [o for o in confirmed if (o.student, o.section) not in held], "a 201 was lost"
+    assert all(c["enrolled"] == c["rows"] <= c["capacity"] for c in counts), counts
+    assert max(per_student.values()) == 1, "a student holds two seats"
+    for o in retried:
+        mine = [r for r in rows if r["username"] == o.student and r["section_id"] == o.section]
+        assert len(mine) == (1 if o.status == 201 else 0), o
+    # nginx saw the node die under load (requests in flight on it failed over or failed).
+    nginx_errors = (stack.directory / "nginx" / "logs" / "error.log").read_text()
+    victim_port = str(victim["url"]).rsplit(":", 1)[1]
+    assert f"127.0.0.1:{victim_port}" in nginx_errors
+    seats = SECTIONS * SEATS
+    assert len(rows) == min(seats, len(confirmed)) == len(confirmed)
