@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     password_hash_cost: Literal["standard", "low"] = "standard"  # noqa: S105
     admin_username: str | None = None
     admin_password: SecretStr | None = None
+    shutdown_drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=120,
+        description="After SIGTERM, answer /readyz with 503 and keep serving this long "
+        "before shutting down (for load balancers that poll readiness).",
+    )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @model_validator(mode="after")

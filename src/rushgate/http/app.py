@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 
 from fastapi import FastAPI
 
@@ -23,6 +27,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.draining = False
+        _drain_on_sigterm(app, settings.shutdown_drain_seconds)
         container.start()
         try:
             yield
@@ -44,6 +49,30 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     document_bearer_auth(app)
     return app
+
+
+def _drain_on_sigterm(app: FastAPI, drain_seconds: float) -> None:
+    """On SIGTERM, fail readiness and end SSE streams at once, keep serving for
+    ``drain_seconds`` (so health checkers stop sending), then hand over to the server's
+    own graceful shutdown (stop accepting, finish what is in flight).
+
+    Chains the handler uvicorn installed; does nothing when there is none (in-process
+    tests) or outside the main thread (signals can only be handled there)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    server_handler = signal.getsignal(signal.SIGTERM)
+    if not callable(server_handler):
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        app.state.draining = True
+        if drain_seconds > 0:
+            loop.call_soon_threadsafe(loop.call_later, drain_seconds, server_handler, signum, frame)
+        else:
+            server_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def factory() -> FastAPI:

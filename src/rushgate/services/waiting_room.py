@@ -272,11 +272,17 @@ class WaitingRoomService:
         )
 
     async def stream(
-        self, *, student_pk: int, term_code: str, heartbeat_seconds: float
+        self,
+        *,
+        student_pk: int,
+        term_code: str,
+        heartbeat_seconds: float,
+        stop: Callable[[], bool] = lambda: False,
     ) -> AsyncIterator[Standing | None]:
         """The student's standing now and after every tick that changes it; ``None`` as a
         heartbeat when nothing changed for ``heartbeat_seconds``. Ends once admitted or
-        closed: the client has what it waited for."""
+        closed (the client has what it waited for), or soon after ``stop()`` turns true
+        (the node is shutting down: the client reconnects elsewhere)."""
         term = await self._room_term(term_code)
         ticket = await self._store.ticket(term.code, student_pk)
         if ticket is None:
@@ -307,6 +313,8 @@ class WaitingRoomService:
                 sent_at = time.monotonic()
                 yield None
             await self._feed.wait(term.code, self._max_age / 2)
+            if stop():
+                return
 
     def admitted(self, token: str | None, *, student_pk: int, term_code: str) -> int:
         """The ticket of a valid admission of this student to this term; raises

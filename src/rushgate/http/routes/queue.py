@@ -72,7 +72,10 @@ async def stream(term: str, request: Request, student: StudentUser) -> Streaming
     """The status as Server-Sent Events (``event: status``), ending once admitted or
     closed. Each connection starts with the current status, so reconnecting re-syncs."""
     standings = student.node.waiting_room.stream(
-        student_pk=student.pk, term_code=term, heartbeat_seconds=HEARTBEAT_SECONDS
+        student_pk=student.pk,
+        term_code=term,
+        heartbeat_seconds=HEARTBEAT_SECONDS,
+        stop=lambda: bool(getattr(request.app.state, "draining", False)),
     )
     # Pull the first standing now: an unknown term or a student who never joined gets a
     # problem+json response, not a stream that ends at once.
