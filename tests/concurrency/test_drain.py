@@ -82,8 +82,10 @@ async def test_sigterm_fails_readiness_ends_streams_and_exits_cleanly(tmp_path: 
                 ready = await http.get("/readyz")
                 assert ready.status_code == 503
                 assert ready.json()["code"] == "draining"
-                # still serving while draining
-                assert (await http.get("/healthz")).status_code == 200
+                # still serving while draining, but no connection is kept for reuse
+                during = await http.get("/healthz")
+                assert during.status_code == 200
+                assert during.headers["connection"] == "close"
                 status = await http.get("/api/v1/queue/drain/status", headers=second)
                 assert status.status_code == 200
                 async with asyncio.timeout(3):

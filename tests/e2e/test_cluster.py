@@ -411,3 +411,87 @@ async def test_an_opening_rush_survives_a_node_killed_mid_rush(stack: Stack, adm
     assert f"127.0.0.1:{victim_port}" in nginx_errors
     seats = SECTIONS * SEATS
     assert len(rows) == min(seats, len(confirmed)) == len(confirmed)
+
+
+async def test_a_rolling_restart_under_steady_load_fails_no_request(
+    stack: Stack, admin: Admin
+) -> None:
+    term = await new_term(admin)
+    r = await admin.http.post(
+        f"/api/v1/admin/terms/{term}/sections",
+        json=[section(n, 1000) for n in range(1, 4)],
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    students = [f"roll{uuid.uuid4().hex[:6]}{n}" for n in range(20)]
+    r = await admin.http.post(
+        "/api/v1/admin/students",
+        json=[
+            {
+                "student_id": s,
+                "name": s,
+                "email": f"{s}@e2e.test",
+                "password": PASSWORD,
+                "class_year": 1,
+                "max_credits": 60,
+            }
+            for s in students
+        ],
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    headers = {}
+    for s in students:
+        login = await admin.http.post(
+            "/api/v1/auth/token", json={"username": s, "password": PASSWORD}
+        )
+        headers[s] = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    before = {
+        n["name"]: n["pid"]
+        for n in json.loads(cli(stack.directory, "status", "--json").stdout)["nodes"]
+    }
+    failures: list[str] = []
+    done = asyncio.Event()
+    served = Counter[str]()
+
+    async def steady(student: str) -> None:
+        n = 0
+        while not done.is_set():
+            n += 1
+            target = f"SEC{n % 3 + 1:03d}-01"
+            calls: list[tuple[str, str, dict[str, Any]]] = [
+                ("GET", f"/api/v1/terms/{term}/sections", {}),
+                ("POST", f"/api/v1/terms/{term}/enrollments", {"json": {"section_id": target}}),
+                ("DELETE", f"/api/v1/terms/{term}/enrollments/{target}", {}),
+            ]
+            for method, path, extra in calls:
+                try:
+                    r = await admin.http.request(
+                        method,
+                        path,
+                        headers={**headers[student], "Idempotency-Key": f"{student}-{n}"},
+                        **extra,
+                    )
+                except httpx.HTTPError as exc:
+                    failures.append(f"{method} {path}: {type(exc).__name__}")
+                    continue
+                served[method] += 1
+                if r.status_code >= 500:
+                    failures.append(f"{method} {path}: {r.status_code} {r.text[:120]}")
+            await asyncio.sleep(0.01)
+
+    load = [asyncio.create_task(steady(s)) for s in students]
+    await asyncio.sleep(1.0)
+    restart = await asyncio.to_thread(cli, stack.directory, "restart", "--rolling")
+    await asyncio.sleep(1.0)
+    done.set()
+    await asyncio.gather(*load)
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    after = {
+        n["name"]: n for n in json.loads(cli(stack.directory, "status", "--json").stdout)["nodes"]
+    }
+    print(f"rolling restart under load: {dict(served)} requests, {len(failures)} failed")
+    assert all(after[name]["pid"] != pid for name, pid in before.items())
+    assert all(node["ready"] for node in after.values())
+    assert not failures, failures[:10]
+    assert sum(served.values()) > 500

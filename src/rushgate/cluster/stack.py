@@ -349,6 +349,9 @@ def _environment(state: State, directory: Path) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Longer than nginx's idle keepalive to the nodes (4 s): by the time a stopping node
+    # closes its connections, nginx holds none of them idle (see CloseWhileDraining).
+    env.setdefault("RUSHGATE_SHUTDOWN_DRAIN_SECONDS", "5")
     return env
 
 

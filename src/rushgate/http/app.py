@@ -17,7 +17,7 @@ from rushgate.domain.clock import Clock
 from rushgate.http import errors
 from rushgate.http.container import Container
 from rushgate.http.deps import document_bearer_auth
-from rushgate.http.middleware import BodyLimit
+from rushgate.http.middleware import BodyLimit, CloseWhileDraining
 from rushgate.http.routes import admin, auth, health, queue, student
 
 
@@ -47,6 +47,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     for module in (queue, student, health, auth, admin):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        CloseWhileDraining, draining=lambda: bool(getattr(app.state, "draining", False))
+    )
     document_bearer_auth(app)
     return app
 
