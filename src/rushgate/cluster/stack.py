@@ -34,6 +34,8 @@ STATE_FILE = "cluster.json"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 LOCAL_RATE_PER_SECOND = 20_000
+# How long a reload takes to put new nginx workers in place on this machine.
+NGINX_RELOAD_SECONDS = 0.5
 
 
 class ClusterError(RuntimeError):
@@ -459,7 +461,8 @@ def _nginx_prefix(directory: Path) -> Path:
     return directory / "nginx"
 
 
-def write_nginx_conf(state: State, directory: Path) -> Path:
+def write_nginx_conf(state: State, directory: Path, *, without: str | None = None) -> Path:
+    """nginx's config for the nodes of ``state`` (but the one named ``without``)."""
     prefix = _nginx_prefix(directory)
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
@@ -470,6 +473,7 @@ def write_nginx_conf(state: State, directory: Path) -> Path:
             upstreams=[
                 Upstream("127.0.0.1", node.port, weight)
                 for node, weight in zip(state.nodes, state.weights, strict=True)
+                if node.name != without
             ],
             balance="least_conn" if state.balance == "least_conn" else "round_robin",
             prefix=prefix,
@@ -572,13 +576,35 @@ def status(directory: Path) -> dict[str, Any]:
     }
 
 
+def _reload_nginx(directory: Path) -> None:
+    """Apply the config on disk: new nginx workers use it, old ones finish their requests
+    (a graceful reload, nothing in flight is cut)."""
+    conf = _nginx_prefix(directory) / "nginx.conf"
+    _run([_nginx(), "-t", "-c", str(conf), "-p", str(_nginx_prefix(directory))], "nginx -t")
+    pid = _pid_file(_nginx_prefix(directory) / "nginx.pid")
+    if pid is None or not _alive(pid):
+        raise ClusterError("nginx is not running: rushgate cluster down, then up")
+    os.kill(pid, signal.SIGHUP)
+    time.sleep(NGINX_RELOAD_SECONDS)
+
+
 def restart_rolling(directory: Path, progress: Callable[[str], None] = lambda _: None) -> State:
-    """Restart the app nodes one by one, each ready again before the next goes down."""
+    """Restart the app nodes one by one, each ready again before the next goes down.
+
+    nginx's health checks are passive: it would keep sending new requests to a stopping
+    node until one failed. So each node leaves nginx's upstream first (a graceful
+    reload), then drains and stops, starts again, and only once ready rejoins."""
     directory = directory.resolve()
     state = State.load(directory)
+    if len(state.nodes) < 2:
+        raise ClusterError("a rolling restart needs two nodes or more: one must serve")
     for index, node in enumerate(state.nodes):
         progress(f"restarting {node.name}")
+        write_nginx_conf(state, directory, without=node.name)
+        _reload_nginx(directory)
         _stop_process(node.pid)
         state.nodes[index] = start_node(state, directory, node.name, node.port)
         state.save()
+        write_nginx_conf(state, directory)
+        _reload_nginx(directory)
     return state

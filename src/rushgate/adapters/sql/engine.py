@@ -125,6 +125,15 @@ class SqliteUnitOfWork:
         await self._tx.commit()
 
 
+# Caught up when it has replayed everything it received; else the age of the last replayed
+# transaction (an idle primary sends nothing, so that age alone would look like lag).
+_REPLICA_LAG = """
+SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END
+"""
+
+
 class SqlStorage:
     """``Storage`` on SQL: writes on the primary, reads on the replica unless fresh."""
 
@@ -174,6 +183,15 @@ class SqlStorage:
         if fresh or self.replica is self.primary_reads:
             return SqlReadModel(self.primary_reads)
         return SqlReadModel(self.replica, self.primary_reads, self._replica_routing)
+
+    async def replica_lag_seconds(self) -> float | None:
+        """How far the replica's replay is behind (0 when it has replayed all it received);
+        None without a replica. Raises when the replica cannot answer."""
+        if self.replica is self.primary_reads or self.replica.dialect.name != "postgresql":
+            return None
+        async with self.replica.connect() as conn:
+            lag = (await conn.execute(text(_REPLICA_LAG))).scalar()
+        return None if lag is None else float(lag)
 
     async def ping(self) -> None:
         async with self.primary_reads.connect() as conn:

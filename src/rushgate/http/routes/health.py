@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -7,6 +9,9 @@ from rushgate.http.deps import ContainerDep
 from rushgate.http.errors import problem
 
 router = APIRouter(tags=["operators"])
+
+# A replica that does not answer this fast is reported, never waited for.
+REPLICA_CHECK_SECONDS = 1.0
 
 
 @router.get("/healthz")
@@ -29,4 +34,13 @@ async def readyz(request: Request, container: ContainerDep) -> dict[str, object]
         await container.coordination.ping()
     except Exception as exc:  # any failure means "not ready"; the reason goes to the body
         return problem(503, "coordination_unavailable", f"redis: {type(exc).__name__}")
-    return {"status": "ready", "checks": {"database": "ok", "coordination": "ok"}}
+    checks: dict[str, object] = {"database": "ok", "coordination": "ok"}
+    try:
+        async with asyncio.timeout(REPLICA_CHECK_SECONDS):
+            lag = await container.storage.replica_lag_seconds()
+    except Exception as exc:  # reads fall back to the primary: not a reason to be unready
+        checks["replica"] = f"unreachable: {type(exc).__name__}"
+    else:
+        if lag is not None:
+            checks["replica"] = {"lag_seconds": round(lag, 3)}
+    return {"status": "ready", "checks": checks}
