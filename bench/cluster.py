@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +58,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `bench.enroll` and `tests.serverproc` when run as a script
 
 from bench.enroll import (  # noqa: E402
-    CAPACITY,
     HTTP_TERM,
     PG_TERM,
-    SECTION_BASE,
     WRK_ENROLL,
     WRK_PLAIN,
     Result,
     asyncpg_dsn,
-    create_students,
     enrolled_rows,
     first_student_pk,
     log,
     run_pgbench,
     run_wrk,
+    seed_bench_terms,
     wrk_result,
 )
 from tests.serverproc import HttpPool  # noqa: E402
@@ -278,38 +276,7 @@ async def seed(cluster: Cluster, args: argparse.Namespace) -> None:
         r = await http.post("/api/v1/auth/token", json={"username": "admin", "password": password})
         r.raise_for_status()
         admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        now = datetime.now(UTC)
-        sections = [
-            {
-                "section_id": str(SECTION_BASE + j),
-                "course_code": f"C{SECTION_BASE + j}",
-                "title": f"Bench section {j}",
-                "credits": 0,
-                "capacity": CAPACITY,
-                "waitlist_capacity": 0,
-                "meetings": [],
-            }
-            for j in range(args.sections)
-        ]
-        for term in (PG_TERM, HTTP_TERM):
-            r = await http.post(
-                "/api/v1/admin/terms",
-                json={
-                    "code": term,
-                    "name": term,
-                    "opens_at": (now - timedelta(hours=1)).isoformat(),
-                    "closes_at": (now + timedelta(hours=3)).isoformat(),
-                    "waiting_room": {"enabled": False},
-                },
-                headers=admin,
-            )
-            r.raise_for_status()
-            r = await http.post(
-                f"/api/v1/admin/terms/{term}/sections", json=sections, headers=admin
-            )
-            r.raise_for_status()
-        # "b000000", …: the ids `bench.enroll.first_student_pk` looks for.
-        await create_students(http, admin, [f"b{i:06d}" for i in range(args.students)])
+        await seed_bench_terms(http, admin, args)
 
 
 async def mint_tokens(cluster: Cluster) -> list[str]:

@@ -311,43 +311,47 @@ class BackendCpu:
 # --- seeding -------------------------------------------------------------------------------
 
 
+async def seed_bench_terms(http: HttpPool, admin: dict[str, str], args: argparse.Namespace) -> None:
+    """The pgbench term and the HTTP term, ``args.sections`` sections each, and students
+    ``b000000``… (the ids ``first_student_pk`` looks for)."""
+    now = datetime.now(UTC)
+    sections = [
+        {
+            "section_id": str(SECTION_BASE + j),
+            "course_code": f"C{SECTION_BASE + j}",
+            "title": f"Bench section {j}",
+            "credits": 0,
+            "capacity": CAPACITY,
+            "waitlist_capacity": 0,
+            "meetings": [],
+        }
+        for j in range(args.sections)
+    ]
+    for term in (PG_TERM, HTTP_TERM):
+        r = await http.post(
+            "/api/v1/admin/terms",
+            json={
+                "code": term,
+                "name": term,
+                "opens_at": (now - timedelta(hours=1)).isoformat(),
+                "closes_at": (now + timedelta(hours=3)).isoformat(),
+            },
+            headers=admin,
+        )
+        r.raise_for_status()
+        r = await http.post(f"/api/v1/admin/terms/{term}/sections", json=sections, headers=admin)
+        r.raise_for_status()
+    await create_students(http, admin, [f"b{i:06d}" for i in range(args.students)])
+
+
 async def seed(server: ServerProcess, args: argparse.Namespace, workdir: Path) -> Path:
     """Two terms, their sections, the students; returns a file of tokens (line i: student i)."""
     async with HttpPool(server.base_url, size=min(64, args.clients), timeout=120) as http:
         r = await http.post("/api/v1/auth/token", json={"username": ADMIN[0], "password": ADMIN[1]})
         r.raise_for_status()
         admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        now = datetime.now(UTC)
-        sections = [
-            {
-                "section_id": str(SECTION_BASE + j),
-                "course_code": f"C{SECTION_BASE + j}",
-                "title": f"Bench section {j}",
-                "credits": 0,
-                "capacity": CAPACITY,
-                "waitlist_capacity": 0,
-                "meetings": [],
-            }
-            for j in range(args.sections)
-        ]
-        for term in (PG_TERM, HTTP_TERM):
-            r = await http.post(
-                "/api/v1/admin/terms",
-                json={
-                    "code": term,
-                    "name": term,
-                    "opens_at": (now - timedelta(hours=1)).isoformat(),
-                    "closes_at": (now + timedelta(hours=3)).isoformat(),
-                },
-                headers=admin,
-            )
-            r.raise_for_status()
-            r = await http.post(
-                f"/api/v1/admin/terms/{term}/sections", json=sections, headers=admin
-            )
-            r.raise_for_status()
+        await seed_bench_terms(http, admin, args)
         students = [f"b{i:06d}" for i in range(args.students)]
-        await create_students(http, admin, students)
         started = time.monotonic()
 
         async def login(student: str) -> str:
