@@ -66,6 +66,7 @@ from bench.enroll import (  # noqa: E402
     asyncpg_dsn,
     enrolled_rows,
     first_student_pk,
+    interrupt,
     log,
     run_pgbench,
     run_wrk,
@@ -504,14 +505,10 @@ def print_table(rows: list[Row], args: argparse.Namespace, load: float) -> None:
         )
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM (a CI timeout, kill) unwinds like Ctrl-C, so every cluster is brought down.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     load = os.getloadavg()[0]
     started = time.monotonic()
     # Not a private temp folder: PostgreSQL runs as the postgres user when we are root.

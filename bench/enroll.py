@@ -603,14 +603,15 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         )
 
 
-def _interrupt(signum: int, _frame: object) -> None:
+def interrupt(signum: int, _frame: object) -> None:
+    """A SIGTERM handler: unwind like Ctrl-C, so a benchmark's cleanup runs."""
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM (a CI timeout, kill) unwinds like Ctrl-C, so the cleanup below runs.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="rushgate-bench-"))
     name = f"rushgate_bench_{uuid.uuid4().hex[:10]}"
     url = db_url(name)

@@ -94,17 +94,18 @@ from bench.enroll import (  # noqa: E402
     create_students,
     db_url,
     drop_database,
+    interrupt,
     log,
     run_wrk,
     wrk_result,
 )
 from tests.serverproc import HttpPool, ServerConfig, ServerProcess  # noqa: E402
 
-from rushgate.adapters.redis.coordination import MARKER_TTL_MS, _Keys  # noqa: E402
+from rushgate.adapters.redis.coordination import _Keys  # noqa: E402
 from rushgate.adapters.security import JwtSigner  # noqa: E402
 from rushgate.adapters.sql.migrate import upgrade  # noqa: E402
 from rushgate.domain.clock import SystemClock  # noqa: E402
-from rushgate.services.ports import Principal  # noqa: E402
+from rushgate.services.ports import MARKER_TTL_MS, Principal  # noqa: E402
 
 LUA_DIR = ROOT / "src" / "rushgate" / "adapters" / "redis" / "lua"
 SECRET = "rushgate-bench-secret-key-that-is-long-enough-0123456789"
@@ -680,13 +681,9 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
         )
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="rushgate-bench-wr-"))
     run_id = uuid.uuid4().hex[:10]
     name = f"rushgate_bench_{run_id}"

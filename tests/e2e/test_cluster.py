@@ -178,6 +178,37 @@ def section(n: int, capacity: int) -> dict[str, Any]:
     }
 
 
+async def add_students(admin: Admin, names: list[str]) -> None:
+    for chunk in range(0, len(names), 1000):
+        r = await admin.http.post(
+            "/api/v1/admin/students",
+            json=[
+                {
+                    "student_id": s,
+                    "name": s,
+                    "email": f"{s}@e2e.test",
+                    "password": PASSWORD,
+                    "class_year": 1,
+                    "max_credits": 20,
+                }
+                for s in names[chunk : chunk + 1000]
+            ],
+            headers=admin.headers,
+        )
+        assert r.status_code == 201, r.text
+
+
+async def bearer_of(admin: Admin, student: str) -> dict[str, str]:
+    """The student's bearer header, logging in through nginx."""
+    for _ in range(5):
+        r = await admin.http.post(
+            "/api/v1/auth/token", json={"username": student, "password": PASSWORD}
+        )
+        if r.status_code == 200:
+            return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    raise AssertionError(f"{student} could not log in: {r.text}")
+
+
 def test_status_names_the_front_door_and_every_node(stack: Stack) -> None:
     report = stack.status
     assert report["url"].startswith("http://127.0.0.1:")
@@ -217,25 +248,8 @@ async def test_writes_reach_the_replica_and_the_catalog_survives_its_loss(
     runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     subprocess.run([*runner, str(pg_ctl), *stop[1:]], check=True, capture_output=True)
     try:
-        r = await admin.http.post(
-            "/api/v1/admin/students",
-            json=[
-                {
-                    "student_id": "replica-test",
-                    "name": "R",
-                    "email": "replica-test@e2e.test",
-                    "password": PASSWORD,
-                    "class_year": 1,
-                    "max_credits": 20,
-                }
-            ],
-            headers=admin.headers,
-        )
-        assert r.status_code == 201, r.text
-        login = await admin.http.post(
-            "/api/v1/auth/token", json={"username": "replica-test", "password": PASSWORD}
-        )
-        student = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        await add_students(admin, ["replica-test"])
+        student = await bearer_of(admin, "replica-test")
         ready = await admin.http.get("/readyz")
         assert ready.status_code == 200  # reads fall back: losing the replica is no outage
         assert ready.json()["checks"]["replica"].startswith("unreachable")
@@ -284,34 +298,9 @@ async def test_an_opening_rush_survives_a_node_killed_mid_rush(stack: Stack, adm
     assert r.status_code == 201, r.text
     prefix = uuid.uuid4().hex[:6]
     students = [f"r{prefix}{n:05d}" for n in range(STUDENTS)]
-    for chunk in range(0, STUDENTS, 1000):
-        r = await admin.http.post(
-            "/api/v1/admin/students",
-            json=[
-                {
-                    "student_id": s,
-                    "name": s,
-                    "email": f"{s}@e2e.test",
-                    "password": PASSWORD,
-                    "class_year": 1,
-                    "max_credits": 20,
-                }
-                for s in students[chunk : chunk + 1000]
-            ],
-            headers=admin.headers,
-        )
-        assert r.status_code == 201, r.text
-
-    async def login(student: str) -> str:
-        for _ in range(5):
-            r = await admin.http.post(
-                "/api/v1/auth/token", json={"username": student, "password": PASSWORD}
-            )
-            if r.status_code == 200:
-                return str(r.json()["access_token"])
-        raise AssertionError(f"{student} could not log in: {r.text}")
-
-    tokens = dict(zip(students, await asyncio.gather(*map(login, students)), strict=True))
+    await add_students(admin, students)
+    logins = await asyncio.gather(*(bearer_of(admin, s) for s in students))
+    bearers = dict(zip(students, logins, strict=True))
     victim = stack.status["nodes"][1]
     killed = asyncio.Event()
     outcomes: list[Outcome] = []
@@ -326,7 +315,7 @@ async def test_an_opening_rush_survives_a_node_killed_mid_rush(stack: Stack, adm
             return type(exc).__name__
 
     async def rush(student: str) -> None:
-        headers = {"Authorization": f"Bearer {tokens[student]}"}
+        headers = dict(bearers[student])
         admission = None
         for _ in range(600):
             answer = await call("POST", f"/api/v1/queue/{term}/join", headers)
@@ -430,28 +419,8 @@ async def test_a_rolling_restart_under_steady_load_fails_no_request(
     )
     assert r.status_code == 201, r.text
     students = [f"roll{uuid.uuid4().hex[:6]}{n}" for n in range(20)]
-    r = await admin.http.post(
-        "/api/v1/admin/students",
-        json=[
-            {
-                "student_id": s,
-                "name": s,
-                "email": f"{s}@e2e.test",
-                "password": PASSWORD,
-                "class_year": 1,
-                "max_credits": 60,
-            }
-            for s in students
-        ],
-        headers=admin.headers,
-    )
-    assert r.status_code == 201, r.text
-    headers = {}
-    for s in students:
-        login = await admin.http.post(
-            "/api/v1/auth/token", json={"username": s, "password": PASSWORD}
-        )
-        headers[s] = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    await add_students(admin, students)
+    headers = {s: await bearer_of(admin, s) for s in students}
     before = {
         n["name"]: n["pid"]
         for n in json.loads(cli(stack.directory, "status", "--json").stdout)["nodes"]
@@ -513,28 +482,8 @@ async def test_a_rolling_restart_under_steady_load_fails_no_request(
 async def test_admission_reaches_sse_streams_on_every_node(stack: Stack, admin: Admin) -> None:
     term = await new_term(admin, room={"enabled": True, "admit_per_second": 5, "max_active": 1})
     names = [f"sse{uuid.uuid4().hex[:6]}{n}" for n in range(4)]
-    r = await admin.http.post(
-        "/api/v1/admin/students",
-        json=[
-            {
-                "student_id": s,
-                "name": s,
-                "email": f"{s}@e2e.test",
-                "password": PASSWORD,
-                "class_year": 1,
-                "max_credits": 20,
-            }
-            for s in names
-        ],
-        headers=admin.headers,
-    )
-    assert r.status_code == 201, r.text
-    bearer: dict[str, dict[str, str]] = {}
-    for s in names:
-        login = await admin.http.post(
-            "/api/v1/auth/token", json={"username": s, "password": PASSWORD}
-        )
-        bearer[s] = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    await add_students(admin, names)
+    bearer = {s: await bearer_of(admin, s) for s in names}
     for s in names:  # in this order: the first is admitted, the others wait (one at a time)
         assert (await admin.http.post(f"/api/v1/queue/{term}/join", headers=bearer[s])).is_success
     nodes = [n["url"] for n in json.loads(cli(stack.directory, "status", "--json").stdout)["nodes"]]

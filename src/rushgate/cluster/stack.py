@@ -371,17 +371,19 @@ def _spawn(name: str, args: Sequence[str], env: dict[str, str], logs: Path, port
     return Node(name=name, port=port, pid=process.pid, log=str(log))
 
 
+def _spawn_node(env: dict[str, str], directory: Path, name: str, port: int) -> Node:
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return _spawn(name, args, env, directory / "logs", port)
+
+
+def _wait_ready(node: Node) -> None:
+    _wait(f"app node {node.name} ({node.log})", _ready(node.url))
+
+
 def start_node(state: State, directory: Path, name: str, port: int) -> Node:
     """Start one app node and wait until it is ready."""
-    env = _environment(state, directory)
-    node = _spawn(
-        name,
-        ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env,
-        directory / "logs",
-        port,
-    )
-    _wait(f"app node {name} ({node.log})", _ready(node.url))
+    node = _spawn_node(_environment(state, directory), directory, name, port)
+    _wait_ready(node)
     return node
 
 
@@ -435,16 +437,10 @@ def up(
         for n in range(1, nodes + 1):
             port = free_port()
             progress(f"app node {n} on :{port}")
-            node = _spawn(
-                f"node{n}",
-                ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                env,
-                logs,
-                port,
-            )
+            node = _spawn_node(env, directory, f"node{n}", port)
             state.nodes.append(node)
-            state.save()
-            _wait(f"app node {n} ({node.log})", _ready(node.url))
+            state.save()  # before the wait: a node that never gets ready is still stopped
+            _wait_ready(node)
         progress("worker")
         state.worker = _spawn("worker", ["worker"], env, logs, 0)
         state.save()

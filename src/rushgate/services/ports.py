@@ -454,6 +454,11 @@ class RebuildStamp:
     sections: dict[str, int]
 
 
+# How long a precheck remembers that an Idempotency-Key reached the database (a retry
+# within it goes to the database again, to its stored result).
+MARKER_TTL_MS = 24 * 3600 * 1000
+
+
 class SeatHints(Protocol):
     """Seats and waitlist places left per section, to refuse full sections early.
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from rushgate.domain.clock import Clock
 from rushgate.domain.waiting_room import RoomSnapshot
 from rushgate.services.ports import (
+    MARKER_TTL_MS,
     Admission,
     Advance,
     HintVerdict,
@@ -26,8 +27,6 @@ from rushgate.services.ports import (
     SeatOutcome,
     SectionView,
 )
-
-MARKER_TTL_MS = 24 * 3600 * 1000
 
 
 def _ms(clock: Clock) -> int:

@@ -36,6 +36,7 @@ from rushgate.adapters.redis.codec import (
 from rushgate.domain.errors import Unavailable
 from rushgate.domain.waiting_room import RoomSnapshot
 from rushgate.services.ports import (
+    MARKER_TTL_MS,
     Admission,
     Advance,
     HintVerdict,
@@ -49,7 +50,6 @@ from rushgate.services.ports import (
 
 log = logging.getLogger("rushgate.redis")
 
-MARKER_TTL_MS = 24 * 3600 * 1000
 # Sections per rebuild script call: long enough to be few calls, short enough not to
 # block Redis for long.
 REBUILD_CHUNK = 500
