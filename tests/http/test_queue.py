@@ -28,9 +28,17 @@ def room_json(code: str = TERM, *, opens_at: Any = T0, **room: Any) -> dict[str,
     return term_json(code, opens_at=opens_at, waiting_room=settings)
 
 
-def engines(container: Container) -> set[Any]:
-    storage = container.storage
-    return {storage.primary, storage.primary_reads, storage.replica}
+class Checkouts:
+    """Counts database connections taken from any of the node's pools from now on."""
+
+    def __init__(self, container: Container) -> None:
+        self.count = 0
+        storage = container.storage
+        for engine in {storage.primary, storage.primary_reads, storage.replica}:
+            event.listen(engine.sync_engine.pool, "checkout", self._taken)
+
+    def _taken(self, *_: object) -> None:
+        self.count += 1
 
 
 class Room:
@@ -282,27 +290,41 @@ async def test_the_stream_of_a_stranger_is_a_problem(room: Room) -> None:
 async def test_a_full_section_is_refused_without_the_database(
     seeded: Api, container: Container
 ) -> None:
-    checkouts = 0
-
-    def count(*_: object) -> None:
-        nonlocal checkouts
-        checkouts += 1
-
-    pools = {e.sync_engine.pool for e in engines(container)}
-    for pool in pools:
-        event.listen(pool, "checkout", count)
+    checkouts = Checkouts(container)
     assert (await seeded.enroll("s1", "ART100-01")).status_code == 201
     assert_problem(await seeded.enroll("s2", "ART100-01"), 409, "section_full")
     for student in ("s3", "s4"):
         await seeded.headers(student)  # log in first: a login reads the database
-    before = checkouts
+    before = checkouts.count
     for student in ("s3", "s4"):
         assert_problem(await seeded.enroll(student, "ART100-01"), 409, "section_full")
-    assert checkouts == before  # refused by the hint: no connection was even taken
+    assert checkouts.count == before  # refused by the hint: no connection was even taken
     # a drop reopens it at once
     assert (await seeded.drop("s1", "ART100-01")).status_code == 204
     assert (await seeded.enroll("s3", "ART100-01")).status_code == 201
-    assert checkouts > before
+    assert checkouts.count > before
+
+
+async def test_taking_the_last_place_tells_the_hints(seeded: Api, container: Container) -> None:
+    """The hints were never rebuilt here, so they know no counts: the enrollment that took
+    a section's last seat (no waitlist) or its last waitlist place is what tells them."""
+    for student in ("s1", "s2", "s3", "s4"):
+        await seeded.headers(student)
+    checkouts = Checkouts(container)
+    assert (await seeded.enroll("s1", "ART100-01")).status_code == 201  # its only seat
+    before = checkouts.count
+    assert_problem(await seeded.enroll("s2", "ART100-01"), 409, "section_full")
+    assert checkouts.count == before
+    # CS101-01: one seat, then a waitlist of two
+    taken = [await seeded.enroll(s, "CS101-01") for s in ("s2", "s3", "s4")]
+    assert [(r.status_code, r.json()["status"]) for r in taken] == [
+        (201, "enrolled"),
+        (201, "waitlisted"),
+        (201, "waitlisted"),
+    ]
+    before = checkouts.count
+    assert_problem(await seeded.enroll("s1", "CS101-01"), 409, "waitlist_full")
+    assert checkouts.count == before
 
 
 async def test_a_retry_with_its_key_reaches_the_stored_result(seeded: Api) -> None:
@@ -318,19 +340,20 @@ async def test_a_retry_with_its_key_reaches_the_stored_result(seeded: Api) -> No
 async def test_hints_rebuilt_from_the_database_refuse_at_once(
     seeded: Api, container: Container
 ) -> None:
-    assert (await seeded.enroll("s1", "ART100-01")).status_code == 201
+    assert (await seeded.enroll("s3", "PHYS100-01")).status_code == 201  # reads the term
+    # the seat is taken behind the hints' back: only a rebuild can learn of it
+    account = await container.storage.reads().account("s1")
+    assert account is not None
+    assert account.student_pk is not None
+    async with container.storage.unit_of_work() as uow:
+        art = await uow.enrollments.find_section(TERM, "ART100-01")
+        assert await uow.enrollments.take_seat(art, account.student_pk) == 0
+        await uow.commit()
     await container.hint_keeper.check()  # as on start: rebuild from the database
-    checkouts = 0
-
-    def count(*_: object) -> None:
-        nonlocal checkouts
-        checkouts += 1
-
     await seeded.headers("s2")
-    for pool in {e.sync_engine.pool for e in engines(container)}:
-        event.listen(pool, "checkout", count)
+    checkouts = Checkouts(container)
     assert_problem(await seeded.enroll("s2", "ART100-01"), 409, "section_full")
-    assert checkouts == 0
+    assert checkouts.count == 0
 
 
 async def test_a_stream_ends_when_its_student_left_from_elsewhere(room: Room) -> None:

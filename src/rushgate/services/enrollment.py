@@ -114,10 +114,11 @@ class FrontDoor:
     waiting_room: WaitingRoomService
 
 
-_OUTCOME = {
-    HoldingStatus.ENROLLED: SeatOutcome.TOOK_SEAT,
-    HoldingStatus.WAITLISTED: SeatOutcome.JOINED_WAITLIST,
-}
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    result: EnrollmentResult
+    # Set when this request took the section's last place: the hints learn it from here.
+    filled: SeatOutcome | None = None
 
 
 class EnrollmentService:
@@ -137,7 +138,8 @@ class EnrollmentService:
     ) -> EnrollmentResult:
         front = self._front
         if front is None:
-            return await self._enroll(student_pk, term_code, section_id, idempotency_key)
+            placed = await self._enroll(student_pk, term_code, section_id, idempotency_key)
+            return placed.result
         term = await front.terms.get(term_code)
         ticket = None
         if term.waiting_room_enabled:
@@ -160,7 +162,7 @@ class EnrollmentService:
                 raise SectionFull("this section has no seats left", section_id=section_id)
             raise WaitlistFull("this section and its waitlist are full", section_id=section_id)
         try:
-            result = await self._enroll(student_pk, term_code, section_id, idempotency_key)
+            placed = await self._enroll(student_pk, term_code, section_id, idempotency_key)
         except SectionFull:
             await front.hints.record(
                 term_code, section_id, SeatOutcome.SECTION_FULL, check.generation
@@ -171,15 +173,14 @@ class EnrollmentService:
                 term_code, section_id, SeatOutcome.WAITLIST_FULL, check.generation
             )
             raise
-        if not result.replayed:
-            await front.hints.record(
-                term_code, section_id, _OUTCOME[result.status], check.generation
-            )
-        return result
+        # Most enrollments leave room behind and tell the hints nothing: no second trip.
+        if placed.filled is not None:
+            await front.hints.record(term_code, section_id, placed.filled, check.generation)
+        return placed.result
 
     async def _enroll(
         self, student_pk: int, term_code: str, section_id: str, idempotency_key: str | None
-    ) -> EnrollmentResult:
+    ) -> _Placed:
         request_hash = _request_hash(term_code, section_id)
         async with self._storage.unit_of_work() as uow:
             repo = uow.enrollments
@@ -192,7 +193,7 @@ class EnrollmentService:
                     raise IdempotencyKeyReused(
                         "this Idempotency-Key was used for a different request"
                     )
-                return EnrollmentResult.from_record(context.stored.body, replayed=True)
+                return _Placed(EnrollmentResult.from_record(context.stored.body, replayed=True))
             section = context.section
             if section is None:
                 raise NotFound(
@@ -207,14 +208,15 @@ class EnrollmentService:
                 if idempotency_key is None
                 else Receipt(idempotency_key, StoredResult(request_hash, enrolled.to_record()))
             )
-            result = await self._seat_or_waitlist(repo, section, student_pk, receipt)
+            placed = await self._seat_or_waitlist(repo, section, student_pk, receipt)
+            result = placed.result
             if receipt is not None and result.status is HoldingStatus.WAITLISTED:
                 # A seat stores its receipt in the same statement; a waitlist place here.
                 await repo.remember_result(
                     student_pk, receipt.key, StoredResult(request_hash, result.to_record())
                 )
             await uow.commit()
-            return result
+            return placed
 
     @staticmethod
     async def _seat_or_waitlist(
@@ -222,18 +224,28 @@ class EnrollmentService:
         section: SectionForEnrollment,
         student_pk: int,
         receipt: Receipt | None,
-    ) -> EnrollmentResult:
+    ) -> _Placed:
         section_id = section.ref.section_id
+        has_waitlist = section.waitlist_capacity > 0
         # A seat can free up between the failed seat write and the waitlist write; the
         # waitlist only accepts entries for a full section, so then the seat is tried again.
         for _ in range(3):
-            if await repo.take_seat(section, student_pk, receipt):
-                return EnrollmentResult(section_id, HoldingStatus.ENROLLED, None)
-            if section.waitlist_capacity == 0:
+            seats_left = await repo.take_seat(section, student_pk, receipt)
+            if seats_left is not None:
+                last = seats_left == 0 and not has_waitlist
+                return _Placed(
+                    EnrollmentResult(section_id, HoldingStatus.ENROLLED, None),
+                    SeatOutcome.SECTION_FULL if last else None,
+                )
+            if not has_waitlist:
                 raise SectionFull("this section has no seats left", section_id=section_id)
             position = await repo.join_waitlist(section, student_pk)
             if position is not None:
-                return EnrollmentResult(section_id, HoldingStatus.WAITLISTED, position)
+                last = position >= section.waitlist_capacity
+                return _Placed(
+                    EnrollmentResult(section_id, HoldingStatus.WAITLISTED, position),
+                    SeatOutcome.WAITLIST_FULL if last else None,
+                )
             if not await repo.seats_free(section.pk):
                 break
         raise WaitlistFull("this section and its waitlist are full", section_id=section_id)

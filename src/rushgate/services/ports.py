@@ -168,9 +168,10 @@ class EnrollmentRepository(Protocol):
 
     async def take_seat(
         self, section: SectionForEnrollment, student_pk: int, receipt: Receipt | None = None
-    ) -> bool:
+    ) -> int | None:
         """Insert an enrolled row and count it, in one conditional write, and store
-        ``receipt`` with it. Returns False, writing nothing, when no seat is free."""
+        ``receipt`` with it. Returns the seats left after this one, or None, writing
+        nothing, when no seat is free."""
         ...
 
     async def join_waitlist(self, section: SectionForEnrollment, student_pk: int) -> int | None:
@@ -424,10 +425,11 @@ class HintVerdict(enum.Enum):
 
 
 class SeatOutcome(enum.Enum):
-    """What an enrollment transaction learned about its section, for the hints."""
+    """What an enrollment transaction learned about its section, for the hints: that it
+    now refuses newcomers. Only that is worth a round trip: a hint that still claims room
+    costs nothing but a database answer, so taking a seat that was not the last one is
+    not reported."""
 
-    TOOK_SEAT = "took_seat"
-    JOINED_WAITLIST = "joined_waitlist"
     SECTION_FULL = "section_full"
     WAITLIST_FULL = "waitlist_full"
 

@@ -333,29 +333,29 @@ async def test_a_rebuild_tells_full_sections_apart(coord: Coordination) -> None:
     assert await verdict(coord, "all-full") is HintVerdict.WAITLIST_FULL
 
 
-async def test_taken_seats_count_down_to_full(coord: Coordination) -> None:
-    await rebuild(coord, section("S", 2, 0))
-    for _ in range(2):
-        check = await coord.hints.precheck(
-            TERM, "S", student_pk=1, idempotency_key=None, admission_ticket=None
-        )
-        assert check.verdict is HintVerdict.PROCEED
-        await coord.hints.record(TERM, "S", SeatOutcome.TOOK_SEAT, check.generation)
-    assert await verdict(coord, "S") is HintVerdict.SECTION_FULL
-
-
 async def test_outcomes_mark_unknown_sections_full(coord: Coordination) -> None:
     for section_id, outcome, expected in (
         ("A", SeatOutcome.SECTION_FULL, HintVerdict.SECTION_FULL),
         ("B", SeatOutcome.WAITLIST_FULL, HintVerdict.WAITLIST_FULL),
-        ("C", SeatOutcome.TOOK_SEAT, HintVerdict.PROCEED),
-        ("D", SeatOutcome.JOINED_WAITLIST, HintVerdict.PROCEED),
     ):
         check = await coord.hints.precheck(
             TERM, section_id, student_pk=1, idempotency_key=None, admission_ticket=None
         )
         await coord.hints.record(TERM, section_id, outcome, check.generation)
         assert await verdict(coord, section_id) is expected, section_id
+
+
+async def test_an_outcome_overrides_the_counts_of_a_rebuild(coord: Coordination) -> None:
+    # the rebuild counted room; a transaction since took the last place
+    await rebuild(coord, section("S", 2, 1), section("W", 2, 2, waitlist=3, waitlisted=1))
+    for section_id, outcome in (("S", SeatOutcome.SECTION_FULL), ("W", SeatOutcome.WAITLIST_FULL)):
+        check = await coord.hints.precheck(
+            TERM, section_id, student_pk=1, idempotency_key=None, admission_ticket=None
+        )
+        assert check.verdict is HintVerdict.PROCEED
+        await coord.hints.record(TERM, section_id, outcome, check.generation)
+    assert await verdict(coord, "S") is HintVerdict.SECTION_FULL
+    assert await verdict(coord, "W") is HintVerdict.WAITLIST_FULL
 
 
 async def test_a_drop_reopens_the_section_and_voids_older_outcomes(coord: Coordination) -> None:
@@ -381,18 +381,20 @@ async def test_a_rebuild_does_not_overwrite_a_drop_that_raced_it(coord: Coordina
 
 
 async def test_a_rebuild_voids_outcomes_in_flight(coord: Coordination) -> None:
-    await rebuild(coord, section("S", 3, 1))
+    await rebuild(coord, section("S", 3, 2))
     in_flight = await coord.hints.precheck(
         TERM, "S", student_pk=1, idempotency_key=None, admission_ticket=None
     )
-    # the seat is committed; the rebuild reads it before the outcome is recorded
+    # the last seat was taken, then given back; the rebuild reads the freed seat before
+    # the "full" of the transaction that took it is recorded
     await rebuild(coord, section("S", 3, 2))
-    await coord.hints.record(TERM, "S", SeatOutcome.TOOK_SEAT, in_flight.generation)
+    await coord.hints.record(TERM, "S", SeatOutcome.SECTION_FULL, in_flight.generation)
+    assert await verdict(coord, "S") is HintVerdict.PROCEED
     check = await coord.hints.precheck(
         TERM, "S", student_pk=1, idempotency_key=None, admission_ticket=None
     )
-    await coord.hints.record(TERM, "S", SeatOutcome.TOOK_SEAT, check.generation)
-    assert await verdict(coord, "S") is HintVerdict.SECTION_FULL  # 3 - 2 - 1, not one less
+    await coord.hints.record(TERM, "S", SeatOutcome.SECTION_FULL, check.generation)
+    assert await verdict(coord, "S") is HintVerdict.SECTION_FULL
 
 
 async def test_a_tried_idempotency_key_always_reaches_the_database(coord: Coordination) -> None:
@@ -401,7 +403,7 @@ async def test_a_tried_idempotency_key_always_reaches_the_database(coord: Coordi
     check = await coord.hints.precheck(
         TERM, "S", student_pk=2, idempotency_key=None, admission_ticket=None
     )
-    await coord.hints.record(TERM, "S", SeatOutcome.TOOK_SEAT, check.generation)
+    await coord.hints.record(TERM, "S", SeatOutcome.SECTION_FULL, check.generation)
     assert await verdict(coord, "S", key="k1") is HintVerdict.PROCEED  # may be a replay
     assert await verdict(coord, "S", key="k2") is HintVerdict.SECTION_FULL
     assert await verdict(coord, "S", key="k2") is HintVerdict.SECTION_FULL  # not marked

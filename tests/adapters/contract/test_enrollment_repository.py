@@ -39,7 +39,8 @@ async def counts(storage: SqlStorage, section_id: str) -> tuple[int, int]:
     return view.enrolled, view.waitlisted
 
 
-async def take(storage: SqlStorage, section: SectionForEnrollment, pk: int) -> bool:
+async def take(storage: SqlStorage, section: SectionForEnrollment, pk: int) -> int | None:
+    """The seats left after taking one, or None when none was free."""
     async with storage.unit_of_work() as uow:
         taken = await uow.enrollments.take_seat(section, pk)
         await uow.commit()
@@ -101,18 +102,18 @@ async def test_find_section_and_unknowns(storage: SqlStorage, pks: list[int]) ->
 
 async def test_take_seat_never_exceeds_capacity(storage: SqlStorage, pks: list[int]) -> None:
     section = await find(storage, "CS101-01")
-    assert await take(storage, section, pks[0])
+    assert await take(storage, section, pks[0]) == 1
     assert await counts(storage, "CS101-01") == (1, 0)
-    assert await take(storage, section, pks[1])
+    assert await take(storage, section, pks[1]) == 0, "the last seat"
     assert await counts(storage, "CS101-01") == (2, 0)
-    assert not await take(storage, section, pks[2])
+    assert await take(storage, section, pks[2]) is None
     assert await counts(storage, "CS101-01") == (2, 0)
     assert [r[1] for r in await holding_rows(storage)] == ["s1", "s2"]
 
 
 async def test_take_seat_of_zero_capacity_section(storage: SqlStorage, pks: list[int]) -> None:
     section = await find(storage, "ART100-01")
-    assert not await take(storage, section, pks[0])
+    assert await take(storage, section, pks[0]) is None
     assert await holding_rows(storage) == []
 
 
@@ -121,7 +122,7 @@ async def test_join_waitlist_only_when_full(storage: SqlStorage, pks: list[int])
     assert await wait(storage, section, pks[0]) is None, "a section with seats has no waitlist"
     assert await holding_rows(storage) == []
     for pk in pks[:2]:
-        assert await take(storage, section, pk)
+        assert await take(storage, section, pk) is not None
     assert await wait(storage, section, pks[2]) == 1
     assert await wait(storage, section, pks[3]) == 2
     assert await wait(storage, section, pks[4]) is None, "the waitlist is full"
@@ -132,7 +133,7 @@ async def test_join_waitlist_only_when_full(storage: SqlStorage, pks: list[int])
 
 async def test_no_waitlist_capacity_means_no_waitlist(storage: SqlStorage, pks: list[int]) -> None:
     section = await find(storage, "CS101-02")
-    assert await take(storage, section, pks[0])
+    assert await take(storage, section, pks[0]) == 0, "its only seat"
     assert await wait(storage, section, pks[1]) is None
     assert await counts(storage, "CS101-02") == (1, 0)
 
@@ -193,7 +194,7 @@ async def test_unique_constraint_reports_already_enrolled(
     one = await find(storage, "CS101-01")
     two = await find(storage, "CS101-02")
     if held_as == "seat":
-        assert await take(storage, two, pks[0])
+        assert await take(storage, two, pks[0]) is not None
         target = one
     else:
         await take(storage, one, pks[1])
@@ -278,13 +279,13 @@ async def test_take_seat_stores_its_receipt_only_with_the_seat(
     section = await find(storage, "CS101-01")  # capacity 2
     receipt = Receipt("k1", StoredResult("b" * 64, {"section_id": "CS101-01"}))
     async with storage.unit_of_work() as uow:
-        assert await uow.enrollments.take_seat(section, pks[0], receipt)
+        assert await uow.enrollments.take_seat(section, pks[0], receipt) == 1
         await uow.commit()
     assert (await context(storage, pks[0], "CS101-01", "k1")).stored == receipt.result
-    assert await take(storage, section, pks[1])
+    assert await take(storage, section, pks[1]) == 0
     async with storage.unit_of_work() as uow:
         refused = Receipt("k9", StoredResult("c" * 64, {"section_id": "CS101-01"}))
-        assert not await uow.enrollments.take_seat(section, pks[2], refused)
+        assert await uow.enrollments.take_seat(section, pks[2], refused) is None
         await uow.commit()
     assert (await context(storage, pks[2], "CS101-01", "k9")).stored is None
     assert await counts(storage, "CS101-01") == (2, 0)
@@ -299,6 +300,6 @@ async def test_remember_without_commit_is_forgotten(storage: SqlStorage, pks: li
 async def test_uncommitted_seat_is_rolled_back(storage: SqlStorage, pks: list[int]) -> None:
     section = await find(storage, "CS101-01")
     async with storage.unit_of_work() as uow:
-        assert await uow.enrollments.take_seat(section, pks[0])
+        assert await uow.enrollments.take_seat(section, pks[0]) == 1
     assert await counts(storage, "CS101-01") == (0, 0)
     assert await holding_rows(storage) == []

@@ -28,7 +28,7 @@ async def filled(storage: SqlStorage) -> SqlStorage:
     )
     async with storage.unit_of_work() as uow:
         section = await uow.enrollments.find_section(TERM, "CS101-01")
-        assert await uow.enrollments.take_seat(section, pks["s1"])
+        assert await uow.enrollments.take_seat(section, pks["s1"]) == 0
         assert await uow.enrollments.join_waitlist(section, pks["s2"]) == 1
         await uow.commit()
     await check_invariants(storage)
@@ -79,6 +79,6 @@ async def test_reset_restores_a_fresh_state(filled: SqlStorage) -> None:
         student = await filled.reads().account("s2")
         assert student is not None
         assert student.student_pk is not None
-        assert await uow.enrollments.take_seat(section, student.student_pk)
+        assert await uow.enrollments.take_seat(section, student.student_pk) is not None
         await uow.commit()
     await check_invariants(filled)

@@ -17,7 +17,7 @@ STUDENTS = [new_student(f"s{n}") for n in range(1, 6)]
 async def enroll(storage: SqlStorage, pk: int, section_id: str) -> None:
     async with storage.unit_of_work() as uow:
         section = await uow.enrollments.find_section(TERM, section_id)
-        if not await uow.enrollments.take_seat(section, pk):
+        if await uow.enrollments.take_seat(section, pk) is None:
             assert await uow.enrollments.join_waitlist(section, pk) is not None
         await uow.commit()
 

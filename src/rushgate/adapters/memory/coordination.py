@@ -269,18 +269,8 @@ class MemorySeatHints:
         hint = self._state.hint(term, section_id)
         if _generation(self._state, term, hint) != generation:
             return
-        if outcome is SeatOutcome.TOOK_SEAT:
-            if hint.seats is not None:
-                hint.seats -= 1
-        elif outcome is SeatOutcome.JOINED_WAITLIST:
-            hint.seats = 0
-            hint.has_waitlist = True
-            if hint.waitlist is not None:
-                hint.waitlist -= 1
-        elif outcome is SeatOutcome.SECTION_FULL:
-            hint.seats, hint.waitlist, hint.has_waitlist = 0, 0, False
-        else:
-            hint.seats, hint.waitlist, hint.has_waitlist = 0, 0, True
+        hint.seats, hint.waitlist = 0, 0
+        hint.has_waitlist = outcome is SeatOutcome.WAITLIST_FULL
 
     async def releasing(self, term: str, section_id: str) -> None:
         hint = self._state.hint(term, section_id)

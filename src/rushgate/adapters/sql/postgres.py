@@ -60,12 +60,12 @@ SELECT s.id, s.term_id, s.section_id, s.course_code, s.credits, s.capacity,
 """
 
 # The seat: conditional increment, the row it counts, and the idempotency receipt, in one
-# statement. Nothing is written unless a seat was free.
+# statement. Nothing is written unless a seat was free. Answers the seats left after it.
 _TAKE_SEAT = """
 WITH seat AS (
     UPDATE sections SET enrolled = enrolled + 1
      WHERE id = $1 AND enrolled < capacity
-    RETURNING id, term_id, course_code
+    RETURNING id, term_id, course_code, capacity - enrolled AS seats_left
 ), taken AS (
     INSERT INTO enrollments (term_id, student_id, section_id, course_code, status, created_at)
     SELECT term_id, $2, id, course_code, 'enrolled', $3 FROM seat
@@ -74,7 +74,7 @@ WITH seat AS (
     INSERT INTO idempotency_keys (student_id, key, request_hash, response, created_at)
     SELECT $2, $4::varchar, $5::varchar, $6::jsonb, $3 FROM taken WHERE $4::varchar IS NOT NULL
 )
-SELECT id FROM taken
+SELECT seat.seats_left FROM seat, taken
 """
 
 # Only a full section takes waitlist entries (see the enrollment service).
@@ -204,7 +204,7 @@ class PgEnrollmentRepository:
 
     async def take_seat(
         self, section: SectionForEnrollment, student_pk: int, receipt: Receipt | None = None
-    ) -> bool:
+    ) -> int | None:
         try:
             row = await self._conn.fetchrow(
                 _TAKE_SEAT,
@@ -218,7 +218,7 @@ class PgEnrollmentRepository:
         except asyncpg.UniqueViolationError as exc:
             # The constraint caught what the checks should have; the statement wrote nothing.
             raise AlreadyEnrolled("you already hold a section of this course") from exc
-        return row is not None
+        return None if row is None else int(row[0])
 
     async def join_waitlist(self, section: SectionForEnrollment, student_pk: int) -> int | None:
         try:

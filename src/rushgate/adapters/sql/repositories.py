@@ -150,16 +150,17 @@ class SqliteEnrollmentRepository:
 
     async def take_seat(
         self, section: SectionForEnrollment, student_pk: int, receipt: Receipt | None = None
-    ) -> bool:
+    ) -> int | None:
         values = self._enrollment_values(section, student_pk)
         seat = (
             update(S)
             .where(S.c.id == section.pk, S.c.enrolled < S.c.capacity)
             .values(enrolled=S.c.enrolled + 1)
-            .returning(S.c.id)
+            .returning(S.c.capacity - S.c.enrolled)
         )
-        if (await self._conn.execute(seat)).first() is None:
-            return False
+        seats_left = (await self._conn.execute(seat)).scalar()
+        if seats_left is None:
+            return None
         await self._insert_guarded(
             insert(E)
             .values(section_id=section.pk, status=HoldingStatus.ENROLLED.value, **values)
@@ -167,7 +168,7 @@ class SqliteEnrollmentRepository:
         )
         if receipt is not None:
             await self.remember_result(student_pk, receipt.key, receipt.result)
-        return True
+        return int(seats_left)
 
     async def join_waitlist(self, section: SectionForEnrollment, student_pk: int) -> int | None:
         # Only a full section takes waitlist entries: if a seat freed up since take_seat,

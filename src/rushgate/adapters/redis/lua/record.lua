@@ -1,5 +1,6 @@
--- Apply what an enrollment transaction learned, unless a drop or a rebuild happened since
--- its precheck (either generation moved): then the outcome may be stale and is dropped.
+-- Apply what an enrollment transaction learned, that its section now refuses newcomers,
+-- unless a drop or a rebuild happened since its precheck (either generation moved): then
+-- the outcome may be stale and is dropped.
 -- KEYS: hints.  ARGV: section, outcome, term generation, section generation
 local hints, section, outcome = KEYS[1], ARGV[1], ARGV[2]
 local gens = redis.call('HMGET', hints, 'rebuild', 'g:' .. section)
@@ -7,16 +8,7 @@ if (gens[1] or '0') ~= ARGV[3] or (gens[2] or '0') ~= ARGV[4] then
   return 0
 end
 local seats, waitlist, has = 's:' .. section, 'w:' .. section, 'h:' .. section
-if outcome == 'took_seat' then
-  if redis.call('HEXISTS', hints, seats) == 1 then
-    redis.call('HINCRBY', hints, seats, -1)
-  end
-elseif outcome == 'joined_waitlist' then
-  redis.call('HSET', hints, seats, 0, has, 1)
-  if redis.call('HEXISTS', hints, waitlist) == 1 then
-    redis.call('HINCRBY', hints, waitlist, -1)
-  end
-elseif outcome == 'section_full' then
+if outcome == 'section_full' then
   redis.call('HSET', hints, seats, 0, waitlist, 0, has, 0)
 elseif outcome == 'waitlist_full' then
   redis.call('HSET', hints, seats, 0, waitlist, 0, has, 1)
