@@ -33,8 +33,8 @@ rush, not one hot row. Each side has its own term, so both start from empty hold
 pgbench usually completes several times more transactions, so its students end up
 holding more sections (the holdings read returns more rows); that only slows pgbench
 down, i.e. it errs in the service's favour. pgbench uses ``--clients`` database
-connections; the service holds at most ``workers x 2 x pool size`` (pool size 10 unless
-``--pool-size``), and queues the rest of its requests inside.
+connections; the service holds at most ``workers x pool size`` on the primary (pool size
+20 unless ``--pool-size``), and queues the rest of its requests inside.
 
 The load generator, pgbench, PostgreSQL and the server share this machine's cores: on a
 small machine the numbers are a floor, and the ratio is what to compare between runs.
@@ -578,7 +578,7 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
     print(
         f"clients={args.clients} duration={args.duration}s sections={args.sections} "
         f"students={args.students} workers={args.workers} "
-        f"pool_size={args.pool_size or 'default (10)'} loadgen={args.loadgen}"
+        f"pool_size={args.pool_size or 'default (20)'} loadgen={args.loadgen}"
     )
     print(
         f"NOTE: the load generator ({args.loadgen}), pgbench, PostgreSQL and the server all "

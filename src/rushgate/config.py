@@ -32,7 +32,12 @@ class Settings(BaseSettings):
     database_replica_url: str | None = Field(
         default=None, description="A read replica for catalog and lists. Unset: the primary."
     )
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="PostgreSQL connections per process and engine, kept open (no overflow).",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for the waiting room, seat hints and locks, e.g. "

@@ -61,7 +61,7 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
 
 
 def create_engine(
-    url: str, *, writer: bool, pool_size: int = 10, own_transactions: bool = False
+    url: str, *, writer: bool, pool_size: int = 20, own_transactions: bool = False
 ) -> AsyncEngine:
     """An engine for ``url``. ``own_transactions`` (PostgreSQL): SQLAlchemy sends no
     BEGIN/COMMIT of its own; the caller runs transactions on the driver connection."""
@@ -76,7 +76,9 @@ def create_engine(
     return create_async_engine(
         target,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # A fixed pool: overflow connections were opened and closed again under a rush's
+        # uneven load, each costing a fork on the server and a handshake here.
+        max_overflow=0,
         pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": "rushgate"}},
         **({"isolation_level": "AUTOCOMMIT"} if own_transactions else {}),
@@ -155,7 +157,7 @@ class SqlStorage:
 
     @classmethod
     def from_urls(
-        cls, url: str, replica_url: str | None, clock: Clock, *, pool_size: int = 10
+        cls, url: str, replica_url: str | None, clock: Clock, *, pool_size: int = 20
     ) -> SqlStorage:
         primary = create_engine(url, writer=True, pool_size=pool_size, own_transactions=True)
         primary_reads = (
