@@ -178,8 +178,10 @@ class ClusterCpu:
     postmaster whose title names the database: the backends, as ``bench.enroll.BackendCpu``
     counts them), ``pg`` (the postmasters' other processes: WAL writer, replication),
     ``rest`` (worker, Redis). A process that exits is counted up to its last sample (a
-    slight undercount). ``others`` = cores busy with processes that are none of these nor
-    this script and its children (wrk, pgbench).
+    slight undercount). ``kernel`` = cores in interrupt handlers, mostly the loopback
+    network's soft interrupts: work the load causes that no process is charged for.
+    ``others`` = cores busy with processes that are none of these nor this script and its
+    children (wrk, pgbench).
     """
 
     PARTS = ("server", "nginx", "db", "pg", "rest")
@@ -195,8 +197,9 @@ class ClusterCpu:
         self._last: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._machine_start = (0.0, 0.0, 0.0)
+        self._machine_start = (0.0, 0.0, 0.0, 0.0)
         self.others = 0.0
+        self.kernel = 0.0
 
     def _part(self, pid: int, ppid: int, pgrp: int) -> str | None:
         if pgrp in self._nodes:
@@ -230,14 +233,16 @@ class ClusterCpu:
                 found[pid] = (part, (int(fields[11]) + int(fields[12])) / self._tick)
         return found
 
-    def _machine(self) -> tuple[float, float, float]:
-        """(wall, machine busy, own) seconds; own = this process + its reaped children."""
+    def _machine(self) -> tuple[float, float, float, float]:
+        """(wall, processes busy, own, interrupts) seconds; own = this process + its reaped
+        children."""
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
         me = resource.getrusage(resource.RUSAGE_SELF)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         own = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
-        return time.monotonic(), (user + nice + system + irq + softirq) / self._tick, own
+        tick = self._tick
+        return time.monotonic(), (user + nice + system) / tick, own, (irq + softirq) / tick
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
@@ -254,10 +259,12 @@ class ClusterCpu:
         self._stop.set()
         self._thread.join()
         self._last.update(self._sample())
-        wall, busy, own = self._machine()
-        w0, b0, o0 = self._machine_start
+        wall, busy, own, interrupts = self._machine()
+        w0, b0, o0, i0 = self._machine_start
         cluster = sum(self.seconds(part) for part in self.PARTS)
-        self.others = max(busy - b0 - (own - o0) - cluster, 0.0) / max(wall - w0, 1e-9)
+        elapsed = max(wall - w0, 1e-9)
+        self.others = max(busy - b0 - (own - o0) - cluster, 0.0) / elapsed
+        self.kernel = (interrupts - i0) / elapsed
 
     def seconds(self, part: str) -> float:
         total = 0.0
@@ -321,6 +328,7 @@ class Row:
     enroll: Result
     healthz: Result
     nginx_cpu_ms: float | None = None  # per enroll
+    kernel: float = 0.0  # cores in interrupts while enrolling
     others: float = 0.0  # the most of the three phases
     setup_s: float = 0.0
     failures: list[str] = field(default_factory=list)
@@ -395,6 +403,7 @@ def measure(nodes: int, args: argparse.Namespace, parent: Path) -> Row:
         enroll.server_cpu_ms = 1000 * cpu.seconds("server") / max(rows, 1)
         enroll.db_cpu_ms = 1000 * cpu.seconds("db") / max(rows, 1)
         nginx_cpu_ms = 1000 * cpu.seconds("nginx") / max(rows, 1)
+        kernel = cpu.kernel
         others.append(cpu.others)
 
         log(f"GET /healthz through nginx for {args.duration}s with {args.clients} clients")
@@ -416,6 +425,7 @@ def measure(nodes: int, args: argparse.Namespace, parent: Path) -> Row:
             enroll,
             healthz,
             nginx_cpu_ms=nginx_cpu_ms,
+            kernel=kernel,
             others=max(others),
             setup_s=setup,
             failures=failures,
@@ -469,6 +479,7 @@ def print_table(rows: list[Row], args: argparse.Namespace, load: float) -> None:
     print(
         "cpu/op = CPU milliseconds per successful enroll, from /proc: 'server' = all app "
         "nodes, 'nginx' = nginx, 'db' = the database's backends (raw = during pgbench); "
+        "'kernel' = cores in interrupts while enrolling (loopback networking); "
         "'others' = cores busy with processes that are not the bench's (most of the 3 runs)."
     )
 
@@ -479,7 +490,7 @@ def print_table(rows: list[Row], args: argparse.Namespace, load: float) -> None:
         f"{'nodes':>5} {'pgbench_raw/s':>13} {'enroll_nginx/s':>14} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'healthz_nginx/s':>15} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'server cpu/op':>13} {'nginx cpu/op':>12} {'db cpu/op':>9} {'db raw':>6} "
-        f"{'others':>6} {'ratio':>5}"
+        f"{'kernel':>6} {'others':>6} {'ratio':>5}"
     )
     for r in rows:
         print(
@@ -488,7 +499,8 @@ def print_table(rows: list[Row], args: argparse.Namespace, load: float) -> None:
             f"{r.healthz.ok_per_s:>15.1f} {cell(r.healthz.p50_ms, 7)} "
             f"{cell(r.healthz.p99_ms, 7)} {cell(r.enroll.server_cpu_ms, 13, 3)} "
             f"{cell(r.nginx_cpu_ms, 12, 3)} {cell(r.enroll.db_cpu_ms, 9, 3)} "
-            f"{cell(r.pgbench.db_cpu_ms, 6, 3)} {r.others:>6.2f} {r.ratio:>5.2f}"
+            f"{cell(r.pgbench.db_cpu_ms, 6, 3)} {r.kernel:>6.2f} {r.others:>6.2f} "
+            f"{r.ratio:>5.2f}"
         )
     print()
     for r in rows:
