@@ -17,10 +17,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/rushgate
 WORKDIR /src
 # Dependencies first (their own layer, rebuilt only when the lock changes), every file
-# checked against the lock's hashes. The lock also holds the test extra (pytest, ruff,
-# mypy …): a runtime-only lock would make the image smaller.
-COPY requirements.lock ./
-RUN /opt/rushgate/bin/pip install --require-hashes --no-deps -r requirements.lock
+# checked against the lock's hashes: the runtime lock, the versions the tests ran without
+# the test tools (scripts/lock writes both).
+COPY requirements-runtime.lock ./
+RUN /opt/rushgate/bin/pip install --require-hashes --no-deps -r requirements-runtime.lock
 # Then the package itself, without dependencies (they are all locked above).
 COPY pyproject.toml README.md ./
 COPY src ./src

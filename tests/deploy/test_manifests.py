@@ -430,7 +430,7 @@ def test_dockerfile() -> None:
     assert all(s.startswith("python:3.11-slim") for s in stages)
 
     runs = " ".join(a for i, a in instructions if i == "RUN")
-    assert "pip install --require-hashes --no-deps -r requirements.lock" in runs
+    assert "pip install --require-hashes --no-deps -r requirements-runtime.lock" in runs
     assert "pip install --no-deps ." in runs
 
     final = instructions[max(n for n, (i, _) in enumerate(instructions) if i == "FROM") :]
@@ -499,3 +499,16 @@ def test_no_plaintext_secrets_in_the_kit() -> None:
             for value in assignment.findall(line):
                 assert fine.match(value), f"{where}: {value!r}"
     assert not re.search(r"BEGIN [A-Z ]*PRIVATE KEY", "".join(p.read_text() for p in KIT_FILES))
+
+
+def pins(lock: Path) -> dict[str, str]:
+    found = re.findall(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", lock.read_text(), re.MULTILINE)
+    return {name.lower(): version for name, version in found}
+
+
+def test_the_image_gets_the_tested_versions_without_the_test_tools() -> None:
+    full, runtime = pins(ROOT / "requirements.lock"), pins(ROOT / "requirements-runtime.lock")
+    assert {"fastapi", "asyncpg", "redis", "uvicorn"} <= runtime.keys()
+    assert {name: full.get(name) for name in runtime} == runtime
+    assert not {"pytest", "mypy", "ruff", "playwright", "hypothesis"} & runtime.keys()
+    assert "requirements-runtime.lock" in (ROOT / ".dockerignore").read_text()
