@@ -174,6 +174,7 @@ async def until_answering(nodes: Cluster, term: str, student: str) -> float:
             if r.status_code == 200:
                 break
             assert (r.status_code, problem_code(r)) == (503, "coordination_unavailable"), r.text
+            assert r.headers["retry-after"] == "2"
             assert loop.time() - started < RECONNECT_SECONDS, f"node{node} did not reconnect"
             await asyncio.sleep(0.1)
     return loop.time() - started

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from rushgate.adapters.security import JwtSigner
+from rushgate.config import Settings
+from rushgate.domain.clock import SystemClock
+from rushgate.http.app import create_app
+from rushgate.services.ports import Principal
 from tests.http.api import TERM, Api, assert_not_server_error, assert_problem, section_json
+from tests.support import SECRET
 
 LIMIT = 256 * 1024  # the `settings` fixture's max_body_bytes
 ENROLL = f"/api/v1/terms/{TERM}/enrollments"
@@ -218,3 +227,41 @@ async def test_junk_sections_never_500(seeded: Api, item: Any) -> None:
     r = await seeded.create_sections([item])
     assert_not_server_error(r)
     assert r.status_code != 201 or item["section_id"] in await seeded.sections()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_an_unreachable_database_is_a_503_to_retry_never_a_500(tmp_path: Path) -> None:
+    """A primary that refuses connections (restarting, failing over): every route that
+    needs it answers 503 database_unavailable with Retry-After, so clients wait."""
+    settings = Settings(
+        database_url=f"postgresql://rushgate@127.0.0.1:{closed_port()}/rushgate",
+        secret_key=SECRET,  # type: ignore[arg-type]
+        password_hash_cost="low",
+        data_dir=tmp_path,
+        admin_username=None,
+        admin_password=None,
+    )
+    app = create_app(settings)
+    signer = JwtSigner(SECRET, SystemClock(), timedelta(minutes=5))
+    token, _ = signer.issue(Principal(1, "s1", "student", 1))
+    bearer = {"Authorization": f"Bearer {token}"}
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://rushgate.test") as c:
+            answers = [
+                await c.post("/api/v1/auth/token", json={"username": "s1", "password": "pw"}),
+                await c.get(f"/api/v1/terms/{TERM}/sections", headers=bearer),
+                await c.post(ENROLL, json={"section_id": "CS101-01"}, headers=bearer),
+                await c.delete(f"{ENROLL}/CS101-01", headers=bearer),
+                await c.get(f"{ENROLL}/me", headers=bearer),
+            ]
+    finally:
+        await app.state.container.close()
+    for r in answers:
+        assert_problem(r, 503, "database_unavailable")
+        assert r.headers["retry-after"] == "2"

@@ -12,11 +12,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rushgate.adapters.sql.unavailable import DATABASE_UNAVAILABLE
 from rushgate.domain import errors as domain
 
 log = logging.getLogger("rushgate.http")
 
 PROBLEM_JSON = "application/problem+json"
+
+# How long a client should wait before retrying when a dependency is down (seconds).
+RETRY_AFTER = "2"
 
 # Domain error -> HTTP status. The domain never knows these numbers.
 _STATUS: dict[type[domain.DomainError], int] = {
@@ -96,8 +100,24 @@ def status_for(error: domain.DomainError) -> int:
 def install(app: FastAPI) -> None:
     @app.exception_handler(domain.DomainError)
     async def _domain(_: Request, exc: domain.DomainError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.code == "invalid_credentials" else None
+        headers = None
+        if exc.code == "invalid_credentials":
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(exc, domain.Unavailable):
+            headers = {"Retry-After": RETRY_AFTER}
         return problem(status_for(exc), exc.code, exc.detail, headers=headers, extra=exc.context)
+
+    async def _database_unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return problem(
+            503,
+            "database_unavailable",
+            "the database cannot be reached right now; retry shortly",
+            headers={"Retry-After": RETRY_AFTER},
+        )
+
+    for kind in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(kind, _database_unavailable)
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> Response:
