@@ -160,8 +160,8 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run the background jobs without serving HTTP: the queue admitter and the seat-hint
-    keeper. Every ``serve`` process runs them too; a cluster-wide lock makes one admitter
-    tick at a time, so a worker is where they keep running while app nodes restart."""
+    keeper. Every ``serve`` process runs them too; a cluster-wide lock each makes one of
+    them work at a time, so a worker is where they keep running while app nodes restart."""
     settings = _settings()
     if settings.redis_url is None:
         console.print("[red]a worker coordinates through Redis:[/red] set RUSHGATE_REDIS_URL")

@@ -16,6 +16,7 @@ from rushgate.observability.metrics import RoomGauges
 from rushgate.services.waiting_room import (
     Admitter,
     RoomFeed,
+    SeatHintKeeper,
     TermDirectory,
     WaitingRoomService,
     database_health,
@@ -106,6 +107,33 @@ async def test_one_node_ticks_and_another_takes_over_when_it_dies(
     assert await second.admitter.tick_once()
     assert not await first.admitter.tick_once()
     assert await admitted(second, pks) == 10  # 2 + one second's worth (the burst cap)
+
+
+async def test_one_keeper_rebuilds_the_seat_hints_and_another_takes_over(
+    storage: SqlStorage, clock: FixedClock, coordination: MemoryCoordination, pks: dict[str, int]
+) -> None:
+    def keeper() -> SeatHintKeeper:
+        terms = TermDirectory(storage.reads)
+        return SeatHintKeeper(
+            coordination.hints, coordination.lock, storage, terms, clock, reconcile_seconds=30
+        )
+
+    async def rebuilds_so_far() -> int:
+        # Every rebuild, and this probe too, starts a new term generation.
+        return (await coordination.hints.begin_rebuild(TERM.code)).term_generation - 1
+
+    first, second, third = keeper(), keeper(), keeper()
+    for each in (first, second, third):
+        await each.check()
+    assert await rebuilds_so_far() == 1  # only the lock holder read the database
+    await first.release()  # a node shutting down hands over
+    await second.check()
+    await third.check()
+    assert await rebuilds_so_far() == 3  # the new holder rebuilt at once, the probe is 2
+    # the holder dies without handing over: its lease runs out, another takes over
+    clock.set(clock.now() + timedelta(milliseconds=SeatHintKeeper.LEASE_TTL_MS + 1))
+    await third.check()
+    assert await rebuilds_so_far() == 5
 
 
 async def test_admission_pauses_while_the_database_is_unwell(

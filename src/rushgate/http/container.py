@@ -105,6 +105,7 @@ class Container:
             admitter=admitter,
             hint_keeper=SeatHintKeeper(
                 coordination.hints,
+                coordination.lock,
                 storage,
                 terms,
                 clock,
@@ -131,8 +132,9 @@ class Container:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._tasks:
-            with contextlib.suppress(Exception):
-                await self.admitter.release()
+            for holder in (self.admitter, self.hint_keeper):
+                with contextlib.suppress(Exception):
+                    await holder.release()
         self._tasks = []
         await self.coordination.close()
         await self.storage.close()

@@ -479,13 +479,23 @@ def database_health(storage: Storage, max_latency_seconds: float) -> Callable[[]
 
 
 class SeatHintKeeper:
-    """Keeps the seat hints rebuilt from the database: on start, whenever the
-    coordination store comes back empty (a new epoch), and every so often to heal a hint
-    left stale by a node that died between its commit and its hint update."""
+    """Keeps the seat hints rebuilt from the database: when it starts keeping them,
+    whenever the coordination store comes back empty (a new epoch), and every so often to
+    heal a hint left stale by a node that died between its commit and its hint update.
+
+    Every process runs one, but only the holder of a cluster-wide lock does the work, so
+    the database is read once per reconcile, not once per process. Two keepers that both
+    believe they hold it (a lease that ran out mid-rebuild) are harmless: rebuilds are
+    fenced by generations (see ``SeatHints``)."""
+
+    LOCK = "seat-hints"
+    # A dead holder's lock frees within this; a live one extends it every check.
+    LEASE_TTL_MS = 10_000
 
     def __init__(
         self,
         hints: SeatHints,
+        lock: ClusterLock,
         storage: Storage,
         terms: TermDirectory,
         clock: Clock,
@@ -493,12 +503,15 @@ class SeatHintKeeper:
         reconcile_seconds: float,
     ) -> None:
         self._hints = hints
+        self._lock = lock
+        self._lease = Lease(self.LOCK, uuid.uuid4().hex)
         self._storage = storage
         self._terms = terms
         self._clock = clock
         self._reconcile = reconcile_seconds
         self._epoch: str | None = None
         self._rebuilt_at = -math.inf
+        self._holding = False
 
     async def rebuild(self, term_code: str) -> None:
         stamp = await self._hints.begin_rebuild(term_code)
@@ -513,7 +526,13 @@ class SeatHintKeeper:
         self._rebuilt_at = time.monotonic()
 
     async def check(self) -> None:
-        """Rebuild when the epoch changed (or on first call) or the reconcile is due."""
+        """As the lock holder: rebuild when the epoch changed, when this keeper just took
+        the lock over, or when the reconcile is due. Otherwise do nothing."""
+        if not await self._lock.acquire(self._lease, self.LEASE_TTL_MS):
+            self._holding = False
+            return
+        if not self._holding:  # taken over: when the hints were last rebuilt is unknown
+            self._holding, self._epoch = True, None
         epoch = await self._hints.epoch()
         if epoch != self._epoch:
             if self._epoch is not None:
@@ -532,3 +551,7 @@ class SeatHintKeeper:
             except Exception:  # the coordination store may be down; retry next time
                 log.warning("seat hint check failed", exc_info=True)
             await asyncio.sleep(interval_seconds)
+
+    async def release(self) -> None:
+        """Hand the lock over at shutdown instead of letting it expire."""
+        await self._lock.release(self._lease)
