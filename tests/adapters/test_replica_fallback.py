@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
 
 from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.domain.clock import SystemClock
-from tests.support import new_section, new_term, seed
+from tests.support import closed_port, new_section, new_term, seed
 
 pytestmark = pytest.mark.postgres
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens there once the socket is closed
 
 
 async def test_catalog_reads_fall_back_to_the_primary(

@@ -223,6 +223,15 @@ def test_status_names_the_front_door_and_every_node(stack: Stack) -> None:
     assert 0 <= ready["checks"]["replica"]["lag_seconds"] < 5  # exported, and streaming
 
 
+def pg_ctl(stack: Stack, role: str, *args: str) -> None:
+    """``pg_ctl`` on the stack's ``primary`` or ``replica`` data folder, as its owner. A
+    start needs ``-l``: a server writing to our captured output would never let go of it."""
+    binary = next(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = stack.directory / "pg" / role
+    subprocess.run([*runner, str(binary), "-D", str(data), *args], check=True, capture_output=True)
+
+
 async def test_writes_reach_the_replica_and_the_catalog_survives_its_loss(
     stack: Stack, admin: Admin
 ) -> None:
@@ -242,11 +251,7 @@ async def test_writes_reach_the_replica_and_the_catalog_survives_its_loss(
         await replica.close()
 
     # Stop the replica: the catalog degrades to the primary, enrolling goes on.
-    data = stack.directory / "pg" / "replica"
-    stop = ["pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"]
-    pg_ctl = next(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*runner, str(pg_ctl), *stop[1:]], check=True, capture_output=True)
+    pg_ctl(stack, "replica", "-m", "fast", "-w", "stop")
     try:
         await add_students(admin, ["replica-test"])
         student = await bearer_of(admin, "replica-test")
@@ -263,17 +268,8 @@ async def test_writes_reach_the_replica_and_the_catalog_survives_its_loss(
         logs = "".join((stack.directory / "logs" / f"node{n}.log").read_text() for n in (1, 2, 3))
         assert "replica unreachable" in logs  # the catalog really was meant for the replica
     finally:
-        start = [
-            *runner,
-            str(pg_ctl),
-            "-D",
-            str(data),
-            "-l",
-            str(stack.directory / "logs" / "postgres-replica.log"),
-            "-w",
-            "start",
-        ]
-        subprocess.run(start, check=True, capture_output=True)
+        log = stack.directory / "logs" / "postgres-replica.log"
+        pg_ctl(stack, "replica", "-l", str(log), "-w", "start")
 
 
 @dataclass
@@ -520,3 +516,84 @@ async def test_admission_reaches_sse_streams_on_every_node(stack: Stack, admin: 
         last = await asyncio.wait_for(task, 10)
         assert last["state"] == "admitted"
         assert last["admission_token"]
+
+
+async def test_a_primary_restart_is_503s_to_retry_and_loses_nothing(
+    stack: Stack, admin: Admin
+) -> None:
+    """The primary restarts under steady enrollment. Clients see only 503
+    database_unavailable (never another 5xx) and retry with the same Idempotency-Key;
+    afterwards every 201 is in the database once and no count is off."""
+    term = await new_term(admin)
+    sections = 60
+    r = await admin.http.post(
+        f"/api/v1/admin/terms/{term}/sections",
+        # no credits: the credit limit must not stop a student before the last section
+        json=[{**section(n, 1000), "credits": 0} for n in range(1, sections + 1)],
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    students = [f"pgr{uuid.uuid4().hex[:6]}{n}" for n in range(16)]
+    await add_students(admin, students)
+    headers = {s: await bearer_of(admin, s) for s in students}
+    seen = Counter[tuple[int, str]]()
+    confirmed: dict[str, set[str]] = {s: set() for s in students}
+    restarted = asyncio.Event()
+    first_clean_after: list[float] = []
+
+    async def enroll_through(student: str) -> None:
+        for n in range(1, sections + 1):
+            sent = {**headers[student], "Idempotency-Key": f"{student}-{n}"}
+            body = {"section_id": f"SEC{n:03d}-01"}
+            while True:
+                r = await admin.http.post(
+                    f"/api/v1/terms/{term}/enrollments", json=body, headers=sent
+                )
+                code = r.json().get("code", "") if r.status_code >= 400 else ""
+                seen[r.status_code, code] += 1
+                if r.status_code != 503:
+                    break
+                await asyncio.sleep(0.1)  # a client honouring Retry-After, shortened
+            if r.status_code == 201:
+                confirmed[student].add(body["section_id"])
+                if restarted.is_set() and not first_clean_after:
+                    first_clean_after.append(time.monotonic())
+            await asyncio.sleep(0.02)
+
+    load = [asyncio.create_task(enroll_through(s)) for s in students]
+    await asyncio.sleep(1.0)
+    log = str(stack.directory / "logs" / "postgres-primary.log")
+    await asyncio.to_thread(pg_ctl, stack, "primary", "-m", "fast", "-l", log, "-w", "restart")
+    back = time.monotonic()
+    restarted.set()
+    await asyncio.wait_for(asyncio.gather(*load), 120)
+
+    recovered = first_clean_after[0] - back if first_clean_after else None
+    print(f"primary restart under load: {dict(seen)}; first 201 {recovered}s after it")
+    assert {status for status, _ in seen} <= {201, 503}, seen
+    assert all(code == "database_unavailable" for status, code in seen if status == 503)
+    assert seen[503, "database_unavailable"] > 0, "the restart was never noticed"
+    assert all(len(held) == sections for held in confirmed.values())
+    assert recovered is not None
+    assert recovered < 10
+    primary = await asyncpg.connect(stack.primary)
+    try:
+        rows = await primary.fetch(
+            "SELECT u.username, s.section_id FROM enrollments e "
+            "JOIN students st ON st.id = e.student_id JOIN users u ON u.id = st.user_id "
+            "JOIN sections s ON s.id = e.section_id JOIN terms t ON t.id = e.term_id "
+            "WHERE t.code = $1",
+            term,
+        )
+        off = await primary.fetchval(
+            "SELECT count(*) FROM sections s JOIN terms t ON t.id = s.term_id "
+            "WHERE t.code = $1 AND s.enrolled <> "
+            "(SELECT count(*) FROM enrollments e WHERE e.section_id = s.id)",
+            term,
+        )
+    finally:
+        await primary.close()
+    in_db = Counter((r["username"], r["section_id"]) for r in rows)
+    assert max(in_db.values()) == 1
+    assert set(in_db) == {(s, sid) for s, held in confirmed.items() for sid in held}
+    assert off == 0

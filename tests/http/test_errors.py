@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from rushgate.domain.clock import SystemClock
 from rushgate.http.app import create_app
 from rushgate.services.ports import Principal
 from tests.http.api import TERM, Api, assert_not_server_error, assert_problem, section_json
-from tests.support import SECRET
+from tests.support import SECRET, closed_port
 
 LIMIT = 256 * 1024  # the `settings` fixture's max_body_bytes
 ENROLL = f"/api/v1/terms/{TERM}/enrollments"
@@ -227,12 +226,6 @@ async def test_junk_sections_never_500(seeded: Api, item: Any) -> None:
     r = await seeded.create_sections([item])
     assert_not_server_error(r)
     assert r.status_code != 201 or item["section_id"] in await seeded.sections()
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_an_unreachable_database_is_a_503_to_retry_never_a_500(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rushgate.adapters.sql.unavailable import DATABASE_UNAVAILABLE
+from rushgate.adapters.sql import unavailable
 from rushgate.domain import errors as domain
 
 log = logging.getLogger("rushgate.http")
@@ -107,7 +107,9 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": RETRY_AFTER}
         return problem(status_for(exc), exc.code, exc.detail, headers=headers, extra=exc.context)
 
-    async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    async def _storage(request: Request, exc: Exception) -> Response:
+        if not unavailable.database_unavailable(exc):
+            return _internal_error(request)
         log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
         return problem(
             503,
@@ -116,8 +118,11 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": RETRY_AFTER},
         )
 
-    for kind in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(kind, _database_unavailable)
+    # Handled here, not by the catch-all below: that one lets the error go on to the
+    # server, which then drops the client's connection (nginx counts that against the
+    # node).
+    for kind in unavailable.CANDIDATES:
+        app.add_exception_handler(kind, _storage)
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> Response:
@@ -152,5 +157,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal_error", "an unexpected error occurred; it was logged")
+        return _internal_error(request)
+
+
+def _internal_error(request: Request) -> Response:
+    """Called while the error is being handled, so the log carries its traceback."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "internal_error", "an unexpected error occurred; it was logged")

@@ -254,6 +254,19 @@ class PgEnrollmentRepository:
         )
 
 
+# Errors of a connection that cannot be used, rather than of what was sent on it.
+_BROKEN = (
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+)
+# Right after a restart most of a pool can be broken at once; each failed BEGIN drops its
+# connection for good, so this only bounds a pool larger than any sane configuration.
+_BEGIN_ATTEMPTS = 64
+
+
 class PgUnitOfWork:
     """One transaction on the primary, owned through asyncpg (see the module docstring)."""
 
@@ -264,20 +277,49 @@ class PgUnitOfWork:
         self._engine = engine
         self._clock = clock
         self._conn: AsyncConnection | None = None
+        self._driver: asyncpg.Connection | None = None
         self._tx: Any = None
 
-    async def __aenter__(self) -> Self:
-        self._conn = await self._engine.connect()
-        try:
-            raw = await self._conn.get_raw_connection()
+    async def _checkout(self) -> tuple[AsyncConnection, asyncpg.Connection]:
+        """A pooled connection the server has not closed. After a restart or failover
+        every idle connection in the pool is dead; SQLAlchemy would notice only on its
+        own statements, and these go to the driver, so each would fail one request and
+        go back to the pool to fail the next. asyncpg knows a connection whose socket the
+        server closed without a round trip: drop those here instead."""
+        while True:  # each dead one leaves the pool for good: at most pool-size rounds
+            conn = await self._engine.connect()
+            try:
+                raw = await conn.get_raw_connection()
+            except BaseException:
+                await conn.close()
+                raise
             driver: asyncpg.Connection = raw.driver_connection
-            self._tx = driver.transaction()
-            await self._tx.start()
-        except BaseException:
-            await self._conn.close()
-            raise
+            if not driver.is_closed():
+                return conn, driver
+            await conn.invalidate()
+            await conn.close()
+
+    async def __aenter__(self) -> Self:
+        attempt = 0
+        while True:
+            conn, driver = await self._checkout()
+            try:
+                tx = driver.transaction()
+                await tx.start()
+                break
+            except BaseException as exc:
+                # Whether a BEGIN that failed or was cancelled reached the server is
+                # unknown: the connection must not serve anyone else.
+                await conn.invalidate()
+                await conn.close()
+                # Nothing was done yet, so a connection that turned out broken (the
+                # server went away, or left it mid-protocol) is simply replaced.
+                attempt += 1
+                if not isinstance(exc, _BROKEN) or attempt == _BEGIN_ATTEMPTS:
+                    raise
+        self._conn, self._driver, self._tx = conn, driver, tx
         self.enrollments = PgEnrollmentRepository(driver, self._clock)
-        self.registry = SqlRegistryRepository(self._conn, self._clock)
+        self.registry = SqlRegistryRepository(conn, self._clock)
         return self
 
     async def __aexit__(
@@ -287,13 +329,21 @@ class PgUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._conn is not None
+        assert self._driver is not None
         try:
             if self._tx is not None:
                 await self._tx.rollback()
         except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
             # The connection broke under us: make sure the pool throws it away.
             await self._conn.invalidate()
+        except BaseException:
+            # Cancelled mid-rollback, or the driver's state is off: whatever the
+            # connection is in the middle of, nobody else may inherit it.
+            await self._conn.invalidate()
+            raise
         finally:
+            if self._driver.is_closed() and not self._conn.invalidated:
+                await self._conn.invalidate()  # e.g. lost during COMMIT
             await self._conn.close()
 
     async def commit(self) -> None:
