@@ -64,6 +64,7 @@ from bench.enroll import (  # noqa: E402
     WRK_PLAIN,
     Result,
     asyncpg_dsn,
+    cell,
     enrolled_rows,
     first_student_pk,
     interrupt,
@@ -73,7 +74,7 @@ from bench.enroll import (  # noqa: E402
     seed_bench_terms,
     wrk_result,
 )
-from tests.serverproc import HttpPool  # noqa: E402
+from tests.serverproc import HttpPool, cluster_cli, processes  # noqa: E402
 
 from rushgate.adapters.security import JwtSigner  # noqa: E402
 from rushgate.domain.clock import SystemClock  # noqa: E402
@@ -86,16 +87,9 @@ OTHERS_WARN = 0.2  # cores busy elsewhere above which a run's rates mean little
 # --- the cluster ---------------------------------------------------------------------------
 
 
-def cluster_cli(directory: Path, *args: str, timeout: float = 300) -> str:
-    env = {**os.environ, "RUSHGATE_PASSWORD_HASH_COST": "low"}
-    done = subprocess.run(
-        [sys.executable, "-m", "rushgate.cli", "cluster", *args, "--dir", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+def run_cluster(directory: Path, *args: str, timeout: float = 300) -> str:
+    """``rushgate cluster …``'s output; raises when it fails."""
+    done = cluster_cli(directory, *args, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(
             f"rushgate cluster {args[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
@@ -146,8 +140,8 @@ class Cluster:
 
 def cluster_up(directory: Path, nodes: int) -> Cluster:
     started = time.monotonic()
-    cluster_cli(directory, "up", "--nodes", str(nodes))
-    status = json.loads(cluster_cli(directory, "status", "--json"))
+    run_cluster(directory, "up", "--nodes", str(nodes))
+    status = json.loads(run_cluster(directory, "status", "--json"))
     not_ready = [n["name"] for n in status["nodes"] if not (n["alive"] and n["ready"])]
     if len(status["nodes"]) != nodes or not_ready:
         raise RuntimeError(f"cluster nodes not ready: {not_ready or status['nodes']}")
@@ -159,7 +153,7 @@ def cluster_down(directory: Path) -> None:
     if not (directory / "cluster.json").exists():
         return
     try:
-        cluster_cli(directory, "down", timeout=180)
+        run_cluster(directory, "down", timeout=180)
         log("cluster down")
     except (RuntimeError, subprocess.SubprocessError) as exc:
         log(f"could not bring the cluster in {directory} down: {exc}")
@@ -220,17 +214,10 @@ class ClusterCpu:
 
     def _sample(self) -> dict[int, tuple[str, float]]:
         found: dict[int, tuple[str, float]] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            pid = int(entry.name)
-            part = self._part(pid, int(fields[1]), int(fields[2]))
+        for process in processes():
+            part = self._part(process.pid, process.ppid, process.pgrp)
             if part is not None:
-                found[pid] = (part, (int(fields[11]) + int(fields[12])) / self._tick)
+                found[process.pid] = (part, process.cpu_seconds)
         return found
 
     def _machine(self) -> tuple[float, float, float, float]:
@@ -482,9 +469,6 @@ def print_table(rows: list[Row], args: argparse.Namespace, load: float) -> None:
         "'kernel' = cores in interrupts while enrolling (loopback networking); "
         "'others' = cores busy with processes that are not the bench's (most of the 3 runs)."
     )
-
-    def cell(value: float | None, width: int, digits: int = 2) -> str:
-        return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
     print(
         f"{'nodes':>5} {'pgbench_raw/s':>13} {'enroll_nginx/s':>14} {'p50 ms':>7} "

@@ -67,7 +67,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.serverproc: the same server runner as the e2e tests
 
-from tests.serverproc import HttpPool, ServerConfig, ServerProcess  # noqa: E402
+from tests.serverproc import HttpPool, ServerConfig, ServerProcess, proc_stat  # noqa: E402
 
 from rushgate.adapters.sql import postgres as pg  # noqa: E402
 from rushgate.adapters.sql.migrate import upgrade  # noqa: E402
@@ -250,12 +250,9 @@ async def drop_database(name: str) -> None:
 # --- CPU accounting --------------------------------------------------------------------------
 
 
-def _proc_cpu(pid: str) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cell(value: float | None, width: int = 8, digits: int = 2) -> str:
+    """A number of a results table, or "-" when it was not measured."""
+    return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
 
 class BackendCpu:
@@ -283,9 +280,9 @@ class BackendCpu:
             except OSError:
                 continue
             if title.startswith(b"postgres: ") and self._needle in title:
-                cpu = _proc_cpu(entry.name)
-                if cpu is not None:
-                    found[entry.name] = cpu
+                process = proc_stat(int(entry.name))
+                if process is not None:
+                    found[entry.name] = process.cpu_seconds
         return found
 
     def _run(self) -> None:
@@ -588,9 +585,6 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         "cpu/op = CPU milliseconds per successful operation, from /proc: 'server' is the "
         "uvicorn processes, 'db' the PostgreSQL backends of the bench database."
     )
-
-    def cell(value: float | None, width: int = 8) -> str:
-        return f"{value:{width}.2f}" if value is not None else f"{'-':>{width}}"
 
     print(
         f"{'measurement':<14} {'ok/s':>9} {'p50 ms':>8} {'p99 ms':>8} "

@@ -90,6 +90,7 @@ from bench.enroll import (  # noqa: E402
     BackendCpu,
     Result,
     asyncpg_dsn,
+    cell,
     create_database,
     create_students,
     db_url,
@@ -660,17 +661,15 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
         "'others' = cores busy with processes that are not the bench's."
     )
 
-    def cell(value: float | None, width: int = 8) -> str:
-        return f"{value:{width}.3f}" if value is not None else f"{'-':>{width}}"
-
     print(
         f"{'measurement':<19} {'ok/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'server cpu/op':>13} {'db cpu/op':>9} {'redis cpu/op':>12} {'others':>6}  notes"
     )
     for r in rows:
         print(
-            f"{r.name:<19} {r.per_s:>9.1f} {cell(r.p50_ms)} {cell(r.p99_ms)} "
-            f"{cell(r.server_cpu_ms, 13)} {cell(r.db_cpu_ms, 9)} {cell(r.redis_cpu_ms, 12)}"
+            f"{r.name:<19} {r.per_s:>9.1f} {cell(r.p50_ms, 8, 3)} {cell(r.p99_ms, 8, 3)} "
+            f"{cell(r.server_cpu_ms, 13, 3)} {cell(r.db_cpu_ms, 9, 3)} "
+            f"{cell(r.redis_cpu_ms, 12, 3)}"
             f" {r.others or 0.0:>6.2f}  {r.note}"
         )
     busiest = max(rows, key=lambda r: r.others or 0.0)

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +51,48 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    """One process as /proc/<pid>/stat tells it."""
+
+    pid: int
+    ppid: int
+    pgrp: int
+    cpu_seconds: float  # user + system so far
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """One process (Linux /proc), or None once it has exited."""
+    try:
+        # Fields after the ")" that ends the command name: state is field 3.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # fields 4, 5: parent, process group; 14, 15: utime, stime
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return ProcStat(pid, int(fields[1]), int(fields[2]), cpu)
+
+
+def processes() -> Iterator[ProcStat]:
+    """Every process alive now (nothing where /proc is missing)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (process := proc_stat(int(entry.name))) is not None:
+            yield process
+
+
+def cluster_cli(directory: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``rushgate cluster <args> --dir <directory>`` with cheap password hashing."""
+    env = {**os.environ, "RUSHGATE_PASSWORD_HASH_COST": "low"}
+    return subprocess.run(
+        [sys.executable, "-m", "rushgate.cli", "cluster", *args, "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
 
 
 def _clean_environ() -> dict[str, str]:
@@ -245,19 +288,8 @@ class ServerProcess:
         (the supervisor and its workers). Linux only; 0.0 where /proc is missing."""
         if self._proc is None:
             return 0.0
-        tick = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                # Fields after the ")" that ends the command name: state is field 3.
-                fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[2]) == self._proc.pid:  # field 5: process group
-                total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
-        return total / tick
+        group = self._proc.pid
+        return sum(p.cpu_seconds for p in processes() if p.pgrp == group)
 
     def log_text(self) -> str:
         try:

@@ -205,9 +205,15 @@ def unavailable_once_back(nodes: Cluster, since: int) -> list[str]:
     ]
 
 
-def no_unhandled_errors(nodes: Cluster) -> None:
+async def left_nothing_behind(nodes: Cluster, url: str, late: list[str]) -> None:
+    """After the outage: the data is consistent, every server error was a 503
+    coordination_unavailable, no node logged an unhandled error, and none answered 503
+    once every node was answering again (``late``)."""
+    await check_invariants(url)
+    assert not only_unavailable(nodes.responses), only_unavailable(nodes.responses)
     for server in nodes.servers:
         assert "unhandled error" not in server.log_text(), server.log_tail(80)
+    assert not late, STALE.format(n=len(late), sample=late[:5])
 
 
 STALE = (
@@ -338,10 +344,7 @@ async def test_with_aof_every_ticket_and_admission_survives_a_restart(
                 f"{reconnected:.2f}s after Redis was back; outage answers {dict(statuses)}; "
                 f"503s after that: {len(late)}"
             )
-            await check_invariants(url)
-            assert not only_unavailable(nodes.responses), only_unavailable(nodes.responses)
-            no_unhandled_errors(nodes)
-            assert not late, STALE.format(n=len(late), sample=late[:5])
+            await left_nothing_behind(nodes, url, late)
 
 
 # --- without persistence ---------------------------------------------------------------
@@ -452,10 +455,7 @@ async def test_without_persistence_the_room_starts_empty_and_hints_are_rebuilt(
                 f"Redis was back; probe answers {dict(Counter(answers))}; "
                 f"503s after the node answered again: {len(late)}"
             )
-            await check_invariants(url)
-            assert not only_unavailable(nodes.responses), only_unavailable(nodes.responses)
-            no_unhandled_errors(nodes)
-            assert not late, STALE.format(n=len(late), sample=late[:5])
+            await left_nothing_behind(nodes, url, late)
 
 
 async def until_joined(nodes: Cluster, term: str, student: str) -> httpx.Response:

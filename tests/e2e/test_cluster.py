@@ -11,7 +11,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -26,7 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.serverproc import HttpPool
+from tests.serverproc import HttpPool, cluster_cli
 from tests.support import require_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -43,15 +42,7 @@ BROWSER_RESENDS = 2
 
 
 def cli(directory: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RUSHGATE_PASSWORD_HASH_COST": "low"}
-    return subprocess.run(
-        [sys.executable, "-m", "rushgate.cli", "cluster", *args, "--dir", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+    return cluster_cli(directory, *args, timeout=timeout)
 
 
 @dataclass
