@@ -18,6 +18,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     sa.InterfaceError,  # the connection closed under a statement
     asyncpg.PostgresConnectionError,  # cannot connect now ("shutting down"), failure
     asyncpg.InterfaceError,  # "connection is closed": the server went away mid-request
+    # "another operation is in progress": the server's shutdown notice arrived between
+    # two statements and the connection is closing; the transaction did not commit.
+    asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,  # admin or crash shutdown, cancelled
     asyncpg.TooManyConnectionsError,
     ConnectionError,  # refused, reset, broken pipe
