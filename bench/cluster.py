@@ -78,7 +78,7 @@ from tests.serverproc import HttpPool, cluster_cli, processes  # noqa: E402
 
 from rushgate.adapters.security import JwtSigner  # noqa: E402
 from rushgate.domain.clock import SystemClock  # noqa: E402
-from rushgate.services.ports import Principal  # noqa: E402
+from rushgate.services.ports.auth import Principal  # noqa: E402
 
 DBNAME = "rushgate"  # the database `rushgate cluster up` creates
 OTHERS_WARN = 0.2  # cores busy elsewhere above which a run's rates mean little

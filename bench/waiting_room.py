@@ -106,7 +106,8 @@ from rushgate.adapters.redis.coordination import _Keys  # noqa: E402
 from rushgate.adapters.security import JwtSigner  # noqa: E402
 from rushgate.adapters.sql.migrate import upgrade  # noqa: E402
 from rushgate.domain.clock import SystemClock  # noqa: E402
-from rushgate.services.ports import MARKER_TTL_MS, Principal  # noqa: E402
+from rushgate.services.ports.auth import Principal  # noqa: E402
+from rushgate.services.ports.seat_hints import MARKER_TTL_MS  # noqa: E402
 
 LUA_DIR = ROOT / "src" / "rushgate" / "adapters" / "redis" / "lua"
 SECRET = "rushgate-bench-secret-key-that-is-long-enough-0123456789"

@@ -12,10 +12,10 @@ from fastapi import FastAPI
 
 from rushgate.adapters.security import Argon2Hasher
 from rushgate.adapters.sql.engine import SqlStorage
+from rushgate.composition import Container
 from rushgate.config import Settings
 from rushgate.domain.clock import FixedClock
 from rushgate.http.app import create_app
-from rushgate.http.container import Container
 from tests.support import (
     SECRET,
     T0,

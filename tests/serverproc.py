@@ -82,9 +82,12 @@ def processes() -> Iterator[ProcStat]:
             yield process
 
 
-def cluster_cli(directory: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """``rushgate cluster <args> --dir <directory>`` with cheap password hashing."""
-    env = {**os.environ, "RUSHGATE_PASSWORD_HASH_COST": "low"}
+def cluster_cli(
+    directory: Path, *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``rushgate cluster <args> --dir <directory>`` with cheap password hashing; ``env``
+    adds to (or overrides) the environment."""
+    env = {**os.environ, "RUSHGATE_PASSWORD_HASH_COST": "low", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "rushgate.cli", "cluster", *args, "--dir", str(directory)],
         capture_output=True,

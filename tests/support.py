@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rushgate.adapters.sql.engine import SqlStorage, create_engine
 from rushgate.adapters.sql.migrate import upgrade
 from rushgate.domain.model import Day, Meeting, RegistrationWindow
-from rushgate.services.ports import NewSection, NewStudent, Storage, Term
+from rushgate.services.ports.registry import NewSection, NewStudent, Term
+from rushgate.services.ports.storage import Storage
 from rushgate.services.registry import StudentInput
 
 # The server tests create their throwaway databases on. Any superuser-ish login works.

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from rushgate.adapters.security import Argon2Hasher
 from rushgate.adapters.sql.engine import SqlStorage
-from rushgate.cli import _bootstrap, app
+from rushgate.cli import _bootstrap, app, cluster_admin
 from rushgate.config import Settings
 from rushgate.domain.clock import SystemClock
 from tests.support import SECRET
@@ -164,3 +164,42 @@ def test_embedded_bootstrap_never_prints_a_password_that_does_not_work(tmp_path:
     lines = asyncio.run(_bootstrap(settings))
     assert not any(line.startswith("demo admin:") for line in lines)
     assert login_works({"RUSHGATE_DATA_DIR": str(tmp_path)}, "admin", "configured-password")
+
+
+def test_cluster_up_takes_the_operators_admin_from_the_environment() -> None:
+    chosen = cluster_admin(
+        {"RUSHGATE_ADMIN_USERNAME": "operator", "RUSHGATE_ADMIN_PASSWORD": "long-enough-1"}
+    )
+    assert (chosen.username, chosen.password, chosen.generated) == (
+        "operator",
+        "long-enough-1",
+        False,
+    )
+
+
+def test_cluster_up_generates_an_admin_password_when_none_is_configured() -> None:
+    first, second = cluster_admin({}), cluster_admin({"RUSHGATE_ADMIN_USERNAME": ""})
+    assert (first.username, first.generated) == ("admin", True)
+    assert len(first.password) >= 12
+    assert first.password != second.password, "a fresh password every time"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        pytest.param({"RUSHGATE_ADMIN_USERNAME": "operator"}, "set both", id="no-password"),
+        pytest.param({"RUSHGATE_ADMIN_PASSWORD": "long-enough-1"}, "set both", id="no-user"),
+        pytest.param(
+            {"RUSHGATE_ADMIN_USERNAME": "operator", "RUSHGATE_ADMIN_PASSWORD": "short"},
+            "at least 8",
+            id="short",
+        ),
+    ],
+)
+def test_cluster_up_refuses_half_an_admin_before_starting_anything(
+    tmp_path: Path, environ: dict[str, str], message: str
+) -> None:
+    code, output = run(environ, "cluster", "up", "--dir", str(tmp_path / "stack"))
+    assert code == 2
+    assert message in output
+    assert not (tmp_path / "stack").exists(), "nothing may be started or written"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +35,7 @@ app.add_typer(seed_app, name="seed")
 console = Console(stderr=True, soft_wrap=True)
 
 _DEMO_ADMIN = "admin"
+_MIN_ADMIN_PASSWORD = 8
 
 
 def _settings() -> Settings:
@@ -174,7 +177,7 @@ def worker() -> None:
 async def _work(settings: Settings) -> None:
     import signal
 
-    from rushgate.http.container import Container
+    from rushgate.composition import Container
 
     container = Container.build(settings)
     stop = asyncio.Event()
@@ -208,8 +211,8 @@ def create_admin(
         console.print("[red]pass the password on standard input with --password-stdin[/red]")
         raise typer.Exit(2)
     password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < 8:
-        console.print("[red]the password must be at least 8 characters[/red]")
+    if len(password) < _MIN_ADMIN_PASSWORD:
+        console.print(f"[red]the password must be at least {_MIN_ADMIN_PASSWORD} characters[/red]")
         raise typer.Exit(2)
     settings = _settings()
     _migrate(settings)
@@ -324,7 +327,7 @@ def cluster_up(
     except ValueError as exc:
         console.print(f"[red]--weights takes integers like 3,3,2, not {weights!r}[/red]")
         raise typer.Exit(2) from exc
-    admin_password = secrets.token_urlsafe(12)
+    admin = cluster_admin(os.environ)
     with _cluster_errors():
         state = up(
             directory,
@@ -332,12 +335,44 @@ def cluster_up(
             weights=parsed,
             balance="least_conn" if least_conn else "round_robin",
             nginx_port=port,
-            admin=("admin", admin_password),
+            admin=(admin.username, admin.password),
             progress=lambda step: console.print(f"  starting {step} …"),
         )
-    (directory / "admin-password").write_text(admin_password + "\n")
     console.print(f"rushgate cluster up at {state.url}  (logs: {directory / 'logs'})")
-    console.print(f"admin: admin / {admin_password}  (also in {directory / 'admin-password'})")
+    if admin.generated:
+        password_file = directory / "admin-password"
+        password_file.touch(mode=0o600)
+        password_file.write_text(admin.password + "\n")
+        console.print(f"admin: {admin.username} / {admin.password}  (also in {password_file})")
+    else:
+        console.print(f"admin: {admin.username}  (password from RUSHGATE_ADMIN_PASSWORD)")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterAdmin:
+    username: str
+    password: str
+    generated: bool
+
+
+def cluster_admin(environ: Mapping[str, str]) -> ClusterAdmin:
+    """The stack's first admin: ``RUSHGATE_ADMIN_USERNAME``/``PASSWORD`` when set (as for
+    ``serve``), else ``admin`` with a generated password that ``up`` prints and keeps."""
+    username = environ.get("RUSHGATE_ADMIN_USERNAME") or None
+    password = environ.get("RUSHGATE_ADMIN_PASSWORD") or None
+    if username is None and password is None:
+        return ClusterAdmin(_DEMO_ADMIN, secrets.token_urlsafe(12), generated=True)
+    if username is None or password is None:
+        console.print(
+            "[red]set both RUSHGATE_ADMIN_USERNAME and RUSHGATE_ADMIN_PASSWORD, or neither[/red]"
+        )
+        raise typer.Exit(2)
+    if len(password) < _MIN_ADMIN_PASSWORD:
+        console.print(
+            f"[red]RUSHGATE_ADMIN_PASSWORD must be at least {_MIN_ADMIN_PASSWORD} characters[/red]"
+        )
+        raise typer.Exit(2)
+    return ClusterAdmin(username, password, generated=False)
 
 
 @cluster_app.command("down")

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from rushgate.adapters.security import JwtSigner
 from rushgate.adapters.sql.engine import create_engine
 from rushgate.domain.clock import SystemClock
-from rushgate.services.ports import Principal
+from rushgate.services.ports.auth import Principal
 from tests.serverproc import DEFAULT_ADMIN, DEFAULT_SECRET, HttpPool, ServerConfig, ServerProcess
 from tests.support import REDIS_URL, redis_reachable, require_service
 

@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
+from rushgate.cluster.stack import process_tree
 from tests.serverproc import HttpPool, cluster_cli
 from tests.support import require_service
 
@@ -34,6 +35,7 @@ STUDENTS = 2000
 SECTIONS = 50
 SEATS = 40
 PASSWORD = "rush-password-1"
+ADMIN_PASSWORD = "operator-password-1"
 # How often the rolling-restart client sends a request again when the kept-alive
 # connection it reused was closed before any answer, as browsers do. Twice: the next
 # pooled connection may have been closed by the same nginx reload. Every resend is
@@ -41,8 +43,10 @@ PASSWORD = "rush-password-1"
 BROWSER_RESENDS = 2
 
 
-def cli(directory: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return cluster_cli(directory, *args, timeout=timeout)
+def cli(
+    directory: Path, *args: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return cluster_cli(directory, *args, timeout=timeout, env=env)
 
 
 @dataclass
@@ -65,7 +69,9 @@ class Stack:
         return str(self.status["postgres"]["replica"]).replace("postgresql://", "postgres://")
 
 
-def _pids(directory: Path) -> list[int]:
+def _pids(directory: Path) -> set[int]:
+    """Every process of the stack: what ``up`` recorded and all their descendants (uvicorn
+    and nginx workers, PostgreSQL backends and walsenders)."""
     state = json.loads((directory / "cluster.json").read_text())
     pids = [n["pid"] for n in state["nodes"]] + [state["worker"]["pid"]]
     for pid_file in ("nginx/nginx.pid", "redis/redis.pid"):
@@ -76,7 +82,7 @@ def _pids(directory: Path) -> list[int]:
         path = directory / "pg" / role / "postmaster.pid"
         if path.exists():
             pids.append(int(path.read_text().splitlines()[0]))
-    return pids
+    return set().union(*(process_tree(pid) for pid in pids))
 
 
 def _running(pid: int) -> bool:
@@ -104,26 +110,26 @@ def stack() -> Iterator[Stack]:
     parent.chmod(0o755)
     directory = parent / "stack"
     started = time.monotonic()
-    up = cli(directory, "up", "--nodes", "3", "--weights", "3,3,2")
+    # The operator's admin, as a deployment sets it: up must create exactly that one.
+    admin = {"RUSHGATE_ADMIN_USERNAME": "operator", "RUSHGATE_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    up = cli(directory, "up", "--nodes", "3", "--weights", "3,3,2", env=admin)
     assert up.returncode == 0, f"cluster up failed:\n{up.stdout}\n{up.stderr}"
     print(f"cluster up in {time.monotonic() - started:.1f}s")
     report = cli(directory, "status", "--json")
     assert report.returncode == 0, report.stderr
-    stack = Stack(
-        directory,
-        json.loads(report.stdout),
-        (directory / "admin-password").read_text().strip(),
-    )
+    assert "operator" in up.stderr
+    assert ADMIN_PASSWORD not in up.stderr + up.stdout
+    assert not (directory / "admin-password").exists(), "an operator's password is theirs"
+    stack = Stack(directory, json.loads(report.stdout), ADMIN_PASSWORD)
     pids = _pids(directory)
+    assert len(pids) > 3 + 1 + 2 + 1 + 2, f"expected worker processes too, got {pids}"
     try:
         yield stack
     finally:
         down = cli(directory, "down")
         assert down.returncode == 0, down.stderr
-        deadline = time.monotonic() + 30
-        while any(_running(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [p for p in pids if _running(p)], "down left processes running"
+        # No grace period: down returns only once every process it started has exited.
+        assert not [p for p in pids if _running(p)], "down returned with processes running"
         assert not (directory / "cluster.json").exists()
         if not os.environ.get("RUSHGATE_TEST_KEEP_CLUSTER"):
             shutil.rmtree(parent, ignore_errors=True)
@@ -141,7 +147,7 @@ class Admin:
 async def admin(stack: Stack) -> AsyncIterator[Admin]:
     async with HttpPool(stack.url, size=200, timeout=30) as http:
         r = await http.post(
-            "/api/v1/auth/token", json={"username": "admin", "password": stack.admin_password}
+            "/api/v1/auth/token", json={"username": "operator", "password": stack.admin_password}
         )
         assert r.status_code == 200, r.text
         yield Admin(http, {"Authorization": f"Bearer {r.json()['access_token']}"})

@@ -14,7 +14,7 @@ from rushgate.adapters.security import JwtSigner
 from rushgate.config import Settings
 from rushgate.domain.clock import SystemClock
 from rushgate.http.app import create_app
-from rushgate.services.ports import Principal
+from rushgate.services.ports.auth import Principal
 from tests.http.api import TERM, Api, assert_not_server_error, assert_problem, section_json
 from tests.support import SECRET, closed_port
 

@@ -15,8 +15,8 @@ import jwt
 import pytest
 from sqlalchemy import event
 
+from rushgate.composition import Container
 from rushgate.domain.clock import FixedClock
-from rushgate.http.container import Container
 from tests.http.api import TERM, Api, assert_problem, section_json, student_json, term_json
 from tests.support import T0
 

@@ -17,7 +17,8 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from rushgate.domain.clock import Clock
 from rushgate.domain.errors import InvalidCredentials, NotAdmitted
-from rushgate.services.ports import AdmissionClaims, Principal
+from rushgate.services.ports.auth import Principal
+from rushgate.services.ports.waiting_room import AdmissionClaims
 
 T = TypeVar("T")
 

@@ -33,6 +33,7 @@ from rushgate.cluster.nginx import Upstream, render_nginx_conf, template_dir
 STATE_FILE = "cluster.json"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+KILL_TIMEOUT = 5.0
 LOCAL_RATE_PER_SECOND = 20_000
 # How long a reload takes to put new nginx workers in place on this machine.
 NGINX_RELOAD_SECONDS = 0.5
@@ -499,48 +500,123 @@ def _start_nginx(state: State, directory: Path) -> None:
     _run([_nginx(), "-c", str(conf), "-p", str(prefix)], "nginx")
 
 
-def _stop_process(pid: int) -> None:
-    """SIGTERM the process group, wait for a graceful exit, then SIGKILL."""
+def _proc_table() -> dict[int, tuple[str, int, int]]:
+    """Every process: pid -> (state, parent pid, process group)."""
+    table: dict[int, tuple[str, int, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        table[int(entry.name)] = (fields[0], int(fields[1]), int(fields[2]))
+    return table
+
+
+def process_tree(root: int) -> set[int]:
+    """``root``, every live process descended from it, and every member of its process
+    group: what must be gone before a part of the stack counts as stopped (uvicorn
+    workers, nginx workers, PostgreSQL backends)."""
+    table = _proc_table()
+    found = {root} if root in table else set()
+    found |= {pid for pid, (_, _, group) in table.items() if group == root}
+    frontier = list(found)
+    while frontier:
+        parent = frontier.pop()
+        for pid, (_, ppid, _) in table.items():
+            if ppid == parent and pid not in found:
+                found.add(pid)
+                frontier.append(pid)
+    return {pid for pid in found if table[pid][0] != "Z"}
+
+
+def _wait_gone(pids: set[int], timeout: float) -> set[int]:
+    """Wait until none of ``pids`` runs; those still running after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for pid in pids:  # reap our own children, or they linger as zombies
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+        left = {pid for pid in pids if _alive(pid)}
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
+def _kill(pids: set[int]) -> set[int]:
+    """SIGKILL what would not stop; what is still running even after that."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return _wait_gone(pids, KILL_TIMEOUT)
+
+
+def _stop_tree(root: int, signum: signal.Signals, *, group: bool = False) -> set[int]:
+    """Signal ``root`` (its process group with ``group``), wait for its whole tree to exit,
+    SIGKILL what is left; the pids that survived even that."""
+    tree = process_tree(root)
+    if not tree:
+        return set()
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(root, signum)
+        else:
+            os.kill(root, signum)
+    left = _wait_gone(tree | process_tree(root), STOP_TIMEOUT)
+    return _kill(left) if left else set()
+
+
+def _stop_process(pid: int) -> set[int]:
+    """SIGTERM an app node or worker and its process group, wait until every process of
+    it has exited, then SIGKILL; the pids that survived."""
+    return _stop_tree(pid, signal.SIGTERM, group=True)
+
+
+def _postmaster_pid(data: Path) -> int | None:
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            break
-        time.sleep(0.1)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        return int((data / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def down(directory: Path) -> list[str]:
-    """Stop what ``up`` recorded, in reverse start order; what was stopped."""
+    """Stop what ``up`` recorded, in reverse start order, and return only once every
+    process of it has exited; what was stopped. Raises ``ClusterError`` naming what
+    would not die (the state file is kept, so ``down`` can be run again)."""
     directory = directory.resolve()
     state = State.load(directory)
     stopped: list[str] = []
+    survivors: dict[str, set[int]] = {}
+
+    def stopping(name: str, left: set[int]) -> None:
+        stopped.append(name)
+        if left:
+            survivors[name] = left
+
     nginx_pid = _pid_file(_nginx_prefix(directory) / "nginx.pid")
     if nginx_pid is not None and _alive(nginx_pid):
-        os.kill(nginx_pid, signal.SIGQUIT)
-        _wait("nginx to stop", lambda: not _alive(nginx_pid), STOP_TIMEOUT)
-        stopped.append("nginx")
+        # SIGQUIT: finish the requests in flight, then the master waits for its workers.
+        stopping("nginx", _stop_tree(nginx_pid, signal.SIGQUIT))
     for node in [*([state.worker] if state.worker else []), *reversed(state.nodes)]:
         if _alive(node.pid):
-            _stop_process(node.pid)
-            stopped.append(node.name)
+            stopping(node.name, _stop_process(node.pid))
     redis_pid = _pid_file(directory / "redis" / "redis.pid")
     if redis_pid is not None and _alive(redis_pid):
-        os.kill(redis_pid, signal.SIGTERM)  # Redis flushes its append-only file on TERM
-        _wait("Redis to stop", lambda: not _alive(redis_pid), STOP_TIMEOUT)
-        stopped.append("redis")
+        # Redis flushes its append-only file on TERM.
+        stopping("redis", _stop_tree(redis_pid, signal.SIGTERM))
     for role in ("replica", "primary"):
         data = directory / "pg" / role
-        if (data / "postmaster.pid").exists():
-            _stop_postgres(data)
-            stopped.append(f"postgres-{role}")
+        postmaster = _postmaster_pid(data)
+        if postmaster is None or not _alive(postmaster):
+            continue
+        tree = process_tree(postmaster)
+        _stop_postgres(data)  # fast shutdown: the postmaster ends its backends first
+        left = _wait_gone(tree, STOP_TIMEOUT)
+        stopping(f"postgres-{role}", _kill(left) if left else set())
+    if survivors:
+        named = "; ".join(f"{name}: pids {sorted(pids)}" for name, pids in survivors.items())
+        raise ClusterError(f"these would not exit even after SIGKILL: {named}")
     (directory / STATE_FILE).unlink()
     return stopped
 
@@ -598,7 +674,8 @@ def restart_rolling(directory: Path, progress: Callable[[str], None] = lambda _:
         progress(f"restarting {node.name}")
         write_nginx_conf(state, directory, without=node.name)
         _reload_nginx(directory)
-        _stop_process(node.pid)
+        if left := _stop_process(node.pid):
+            raise ClusterError(f"{node.name} would not exit even after SIGKILL: pids {left}")
         state.nodes[index] = start_node(state, directory, node.name, node.port)
         state.save()
         write_nginx_conf(state, directory)

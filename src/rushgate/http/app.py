@@ -13,10 +13,10 @@ from types import FrameType
 from fastapi import FastAPI
 
 from rushgate import __version__
+from rushgate.composition import Container
 from rushgate.config import Settings
 from rushgate.domain.clock import Clock
 from rushgate.http import errors
-from rushgate.http.container import Container
 from rushgate.http.deps import document_bearer_auth
 from rushgate.http.middleware import BodyLimit, CloseWhileDraining
 from rushgate.http.routes import admin, auth, health, queue, student
@@ -49,7 +49,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.container = container
-    errors.install(app)
+    errors.install(app, container.storage)
     # The rush's hottest routes first: routes are matched in order.
     for module in (queue, student, health, auth, admin):
         app.include_router(module.router)

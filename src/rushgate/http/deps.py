@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 
-from rushgate.http.container import Container
+from rushgate.composition import Container
 from rushgate.http.errors import ApiError
-from rushgate.services.ports import Principal
+from rushgate.services.ports.auth import Principal
 
 _SCHEME = "bearer"
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}

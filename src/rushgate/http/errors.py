@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rushgate.adapters.sql import unavailable
 from rushgate.domain import errors as domain
+from rushgate.services.ports.storage import Storage
 
 log = logging.getLogger("rushgate.http")
 
@@ -97,7 +97,7 @@ def status_for(error: domain.DomainError) -> int:
     return 400
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, storage: Storage) -> None:
     @app.exception_handler(domain.DomainError)
     async def _domain(_: Request, exc: domain.DomainError) -> Response:
         headers = None
@@ -108,7 +108,7 @@ def install(app: FastAPI) -> None:
         return problem(status_for(exc), exc.code, exc.detail, headers=headers, extra=exc.context)
 
     async def _storage(request: Request, exc: Exception) -> Response:
-        if not unavailable.database_unavailable(exc):
+        if not storage.is_outage(exc):
             return _internal_error(request)
         log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
         return problem(
@@ -121,7 +121,7 @@ def install(app: FastAPI) -> None:
     # Handled here, not by the catch-all below: that one lets the error go on to the
     # server, which then drops the client's connection (nginx counts that against the
     # node).
-    for kind in unavailable.CANDIDATES:
+    for kind in storage.outage_errors:
         app.add_exception_handler(kind, _storage)
 
     @app.exception_handler(ApiError)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from rushgate.domain.errors import InvalidCredentials
-from rushgate.services.ports import PasswordHasher, Principal, Storage, TokenSigner
+from rushgate.services.ports.auth import PasswordHasher, Principal, TokenSigner
+from rushgate.services.ports.storage import Storage
 
 
 class AuthService:

@@ -9,7 +9,9 @@ from datetime import time, timedelta
 
 from rushgate.domain.clock import Clock
 from rushgate.domain.model import Day, Meeting, RegistrationWindow
-from rushgate.services.ports import NewSection, PasswordHasher, Storage, Term
+from rushgate.services.ports.auth import PasswordHasher
+from rushgate.services.ports.registry import NewSection, Term
+from rushgate.services.ports.storage import Storage
 from rushgate.services.registry import RegistryService, StudentInput
 
 DEMO_TERM = "demo"

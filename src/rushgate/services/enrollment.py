@@ -53,17 +53,15 @@ from rushgate.domain.errors import (
 )
 from rushgate.domain.model import HoldingStatus, RegistrationWindow
 from rushgate.domain.rules import ensure_can_hold, ensure_window_open
-from rushgate.services.ports import (
+from rushgate.services.ports.enrollment import (
     EnrollmentRepository,
-    HintVerdict,
     Receipt,
     ScheduleEntry,
-    SeatHints,
-    SeatOutcome,
     SectionForEnrollment,
-    Storage,
     StoredResult,
 )
+from rushgate.services.ports.seat_hints import HintVerdict, SeatHints, SeatOutcome
+from rushgate.services.ports.storage import Storage
 from rushgate.services.waiting_room import TermDirectory, WaitingRoomService
 
 

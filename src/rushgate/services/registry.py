@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rushgate.domain.errors import Conflict, InvalidRequest
-from rushgate.services.ports import NewSection, NewStudent, PasswordHasher, Storage, Term
+from rushgate.services.ports.auth import PasswordHasher
+from rushgate.services.ports.registry import NewSection, NewStudent, Term
+from rushgate.services.ports.storage import Storage
 
 
 @dataclass(frozen=True, slots=True)

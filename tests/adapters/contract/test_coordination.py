@@ -13,15 +13,11 @@ import pytest
 from rushgate.adapters.memory.coordination import MemoryCoordination
 from rushgate.domain.clock import SystemClock
 from rushgate.domain.waiting_room import RoomPhase, RoomSnapshot
-from rushgate.services.ports import (
-    Advance,
-    Coordination,
-    HintVerdict,
-    Lease,
-    QueueCounters,
-    SeatOutcome,
-    SectionView,
-)
+from rushgate.services.ports.coordination import Coordination
+from rushgate.services.ports.enrollment import SectionView
+from rushgate.services.ports.locks import Lease
+from rushgate.services.ports.seat_hints import HintVerdict, SeatOutcome
+from rushgate.services.ports.waiting_room import Advance, QueueCounters
 from tests.support import REDIS_URL, redis_reachable, require_service
 
 TERM = "2026-spring"

@@ -12,7 +12,12 @@ import pytest
 from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.domain.errors import AlreadyEnrolled, NotFound
 from rushgate.domain.model import HoldingStatus
-from rushgate.services.ports import EnrollmentContext, Receipt, SectionForEnrollment, StoredResult
+from rushgate.services.ports.enrollment import (
+    EnrollmentContext,
+    Receipt,
+    SectionForEnrollment,
+    StoredResult,
+)
 from tests.support import (
     check_invariants,
     holding_rows,

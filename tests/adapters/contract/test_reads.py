@@ -7,7 +7,7 @@ import pytest
 from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.domain.errors import NotFound
 from rushgate.domain.model import HoldingStatus
-from rushgate.services.ports import SectionView
+from rushgate.services.ports.enrollment import SectionView
 from tests.support import meeting, new_section, new_student, new_term, seed
 
 TERM = new_term().code

@@ -15,18 +15,16 @@ from dataclasses import dataclass, field
 
 from rushgate.domain.clock import Clock
 from rushgate.domain.waiting_room import RoomSnapshot
-from rushgate.services.ports import (
+from rushgate.services.ports.enrollment import SectionView
+from rushgate.services.ports.locks import Lease
+from rushgate.services.ports.seat_hints import (
     MARKER_TTL_MS,
-    Admission,
-    Advance,
     HintVerdict,
-    Lease,
     Precheck,
-    QueueCounters,
     RebuildStamp,
     SeatOutcome,
-    SectionView,
 )
+from rushgate.services.ports.waiting_room import Admission, Advance, QueueCounters
 
 
 def _ms(clock: Clock) -> int:

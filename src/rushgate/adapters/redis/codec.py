@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from rushgate.domain.waiting_room import RoomPhase, RoomSnapshot
-from rushgate.services.ports import QueueCounters
+from rushgate.services.ports.waiting_room import QueueCounters
 
 # The room hash fields a QueueCounters is read from, in the order advance.lua returns them.
 COUNTER_FIELDS = (

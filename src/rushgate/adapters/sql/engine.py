@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from rushgate.adapters.sql import unavailable
 from rushgate.adapters.sql.postgres import PgUnitOfWork
 from rushgate.adapters.sql.reads import ReplicaRouting, SqlReadModel
 from rushgate.adapters.sql.repositories import SqliteEnrollmentRepository, SqlRegistryRepository
@@ -194,6 +195,13 @@ class SqlStorage:
         async with self.replica.connect() as conn:
             lag = (await conn.execute(text(_REPLICA_LAG))).scalar()
         return None if lag is None else float(lag)
+
+    @property
+    def outage_errors(self) -> tuple[type[Exception], ...]:
+        return unavailable.CANDIDATES
+
+    def is_outage(self, error: BaseException) -> bool:
+        return unavailable.database_unavailable(error)
 
     async def ping(self) -> None:
         async with self.primary_reads.connect() as conn:

@@ -27,7 +27,12 @@ from rushgate.adapters.sql.repositories import SqlRegistryRepository
 from rushgate.domain.clock import Clock
 from rushgate.domain.errors import AlreadyEnrolled, NotFound
 from rushgate.domain.model import Holding, HoldingStatus, SectionRef, StudentProfile
-from rushgate.services.ports import EnrollmentContext, Receipt, SectionForEnrollment, StoredResult
+from rushgate.services.ports.enrollment import (
+    EnrollmentContext,
+    Receipt,
+    SectionForEnrollment,
+    StoredResult,
+)
 
 _LOCK_STUDENT = """
 SELECT student_id, class_year, max_credits FROM students WHERE id = $1 FOR UPDATE

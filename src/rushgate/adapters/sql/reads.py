@@ -20,14 +20,9 @@ from rushgate.adapters.sql.tables import terms as T
 from rushgate.adapters.sql.tables import users as U
 from rushgate.domain.errors import NotFound
 from rushgate.domain.model import HoldingStatus
-from rushgate.services.ports import (
-    Account,
-    Roster,
-    RosterEntry,
-    ScheduleEntry,
-    SectionView,
-    Term,
-)
+from rushgate.services.ports.auth import Account
+from rushgate.services.ports.enrollment import Roster, RosterEntry, ScheduleEntry, SectionView
+from rushgate.services.ports.registry import Term
 
 _SECTION_COLUMNS = (
     S.c.section_id,

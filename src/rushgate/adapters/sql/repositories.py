@@ -28,15 +28,13 @@ from rushgate.adapters.sql.tables import users as U
 from rushgate.domain.clock import Clock
 from rushgate.domain.errors import AlreadyEnrolled, Conflict, NotFound
 from rushgate.domain.model import Holding, HoldingStatus, SectionRef, StudentProfile
-from rushgate.services.ports import (
+from rushgate.services.ports.enrollment import (
     EnrollmentContext,
-    NewSection,
-    NewStudent,
     Receipt,
     SectionForEnrollment,
     StoredResult,
-    Term,
 )
+from rushgate.services.ports.registry import NewSection, NewStudent, Term
 
 _CHUNK = 1000
 

@@ -16,7 +16,8 @@ from rushgate.http.schemas import (
     TermCreate,
     TermOut,
 )
-from rushgate.services.ports import NewSection, RosterEntry, Term
+from rushgate.services.ports.enrollment import RosterEntry
+from rushgate.services.ports.registry import NewSection, Term
 from rushgate.services.registry import StudentInput
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from rushgate.domain.model import Meeting
 from rushgate.http.schemas import MeetingOut, SectionOut, TermOut, WaitingRoomSettings
-from rushgate.services.ports import SectionView, Term
+from rushgate.services.ports.enrollment import SectionView
+from rushgate.services.ports.registry import Term
 
 
 def meetings_out(meetings: Iterable[Meeting]) -> list[MeetingOut]:

@@ -1,5 +1,5 @@
-"""The admitter and the waiting-room service on real storage, with in-process coordination
-and a fixed clock: one ticking node, pauses, gauges, closing."""
+"""The admitter, the seat-hint keeper and the waiting-room service on real storage, with
+in-process coordination and a fixed clock: one ticking node, pauses, gauges, closing."""
 
 from __future__ import annotations
 
@@ -13,14 +13,9 @@ from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.domain.clock import FixedClock
 from rushgate.domain.waiting_room import QueueState
 from rushgate.observability.metrics import RoomGauges
-from rushgate.services.waiting_room import (
-    Admitter,
-    RoomFeed,
-    SeatHintKeeper,
-    TermDirectory,
-    WaitingRoomService,
-    database_health,
-)
+from rushgate.services.waiting_room import RoomFeed, TermDirectory, WaitingRoomService
+from rushgate.workers.admitter import Admitter, database_health
+from rushgate.workers.seat_hints import SeatHintKeeper
 from tests.support import SECRET, new_term, seed
 
 TICK = 0.25

@@ -1,4 +1,7 @@
-"""Everything a running node holds, built once from settings."""
+"""The composition root: the one place that chooses and builds every adapter.
+
+A serving node (``rushgate.http.app``) and a ``rushgate worker`` process build the same
+:class:`Container` from settings; nothing else constructs an adapter."""
 
 from __future__ import annotations
 
@@ -15,16 +18,11 @@ from rushgate.domain.clock import Clock, SystemClock
 from rushgate.observability.metrics import RoomGauges
 from rushgate.services.auth import AuthService
 from rushgate.services.enrollment import EnrollmentService, FrontDoor
-from rushgate.services.ports import Coordination
+from rushgate.services.ports.coordination import Coordination
 from rushgate.services.registry import RegistryService
-from rushgate.services.waiting_room import (
-    Admitter,
-    RoomFeed,
-    SeatHintKeeper,
-    TermDirectory,
-    WaitingRoomService,
-    database_health,
-)
+from rushgate.services.waiting_room import RoomFeed, TermDirectory, WaitingRoomService
+from rushgate.workers.admitter import Admitter, database_health
+from rushgate.workers.seat_hints import SeatHintKeeper
 
 # Seat hints are rebuilt from the database this often, to heal what a crashed node left.
 HINT_RECONCILE_SECONDS = 30.0

@@ -1,0 +1,2 @@
+"""The ports the use cases need, one module per feature. Adapters implement them;
+services never import adapters."""

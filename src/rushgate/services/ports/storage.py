@@ -1,0 +1,82 @@
+"""The source of truth: one relational database behind a unit of work and a read model."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self
+
+from rushgate.services.ports.auth import Account
+from rushgate.services.ports.enrollment import (
+    EnrollmentRepository,
+    Roster,
+    ScheduleEntry,
+    SectionView,
+)
+from rushgate.services.ports.registry import RegistryRepository, Term
+
+
+class UnitOfWork(Protocol):
+    """One write transaction on the primary. Leaving without ``commit`` rolls back."""
+
+    @property
+    def enrollments(self) -> EnrollmentRepository: ...
+
+    @property
+    def registry(self) -> RegistryRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class ReadModel(Protocol):
+    """Lock-free reads. May be served by a replica unless asked for fresh data."""
+
+    async def terms(self) -> list[Term]: ...
+
+    async def term(self, code: str) -> Term:
+        """Raises ``NotFound``."""
+        ...
+
+    async def catalog(self, term_code: str) -> list[SectionView]:
+        """Raises ``NotFound`` for an unknown term."""
+        ...
+
+    async def schedule(self, student_pk: int, term_code: str) -> list[ScheduleEntry]: ...
+
+    async def roster(self, term_code: str, section_id: str) -> Roster:
+        """Raises ``NotFound``."""
+        ...
+
+    async def account(self, username: str) -> Account | None: ...
+
+
+class Storage(Protocol):
+    """The source of truth: a relational database (PostgreSQL, or the embedded SQLite)."""
+
+    def unit_of_work(self) -> UnitOfWork: ...
+
+    def reads(self, *, fresh: bool = False) -> ReadModel:
+        """Reads; ``fresh`` routes them to the primary (read-your-writes)."""
+        ...
+
+    @property
+    def outage_errors(self) -> tuple[type[Exception], ...]:
+        """The exception classes that may mean the database cannot answer right now
+        (rather than a bug); ``is_outage`` tells which of them do."""
+        ...
+
+    def is_outage(self, error: BaseException) -> bool: ...
+
+    async def ping(self) -> None:
+        """Raise when the primary cannot answer."""
+        ...
+
+    async def close(self) -> None: ...
