@@ -82,3 +82,36 @@ class Unavailable(DomainError):
     """A dependency the request needs (the coordination store) cannot answer right now."""
 
     code = "coordination_unavailable"
+
+
+class InvalidTransition(DomainError):
+    """The application's status does not allow this move (a decided one is final, …)."""
+
+    code = "invalid_transition"
+
+
+class ValidationFailed(DomainError):
+    """Input with one or more bad fields; ``errors`` lists every one, not just the first."""
+
+    code = "validation_failed"
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        errors: list[dict[str, str]] = self.context.get("errors", [])
+        return errors
+
+
+class UnsupportedDocument(DomainError):
+    """An upload that is not a PDF, JPEG or PNG, or whose name or type lies about what it is."""
+
+    code = "unsupported_media_type"
+
+
+class DocumentTooLarge(DomainError):
+    code = "payload_too_large"
+
+
+class EmailUnverified(DomainError):
+    """The applicant has not confirmed their email address yet."""
+
+    code = "email_unverified"
