@@ -92,7 +92,8 @@ def _pgbench_sql(sql: str, *params: str) -> str:
 # The statements are imported from the service's PostgreSQL repository, so the raw run
 # executes exactly the SQL rushgate sends: BEGIN; lock the student; read the section, its
 # term, the student's holdings and any idempotency receipt (one statement); take the seat
-# (conditional UPDATE + INSERT + receipt, one statement); COMMIT.
+# (conditional UPDATE + INSERT + receipt, one statement); write the confirmation mail's
+# outbox row; COMMIT.
 PGBENCH_SCRIPT = "\n".join(
     [
         "\\set i :n * :clients + :client_id",
@@ -101,9 +102,19 @@ PGBENCH_SCRIPT = "\n".join(
         "\\set stu :first_student + :s",
         "\\set sid {section_base} + (:s + :i / :students) % :sections",
         "BEGIN;",
-        _pgbench_sql(pg._LOCK_STUDENT, ":stu") + ";",
+        _pgbench_sql(pg._LOCK_STUDENT, ":stu") + " \\gset stu_",
         _pgbench_sql(pg._CONTEXT, ":stu", ":term", ":sid::text", "NULL") + " \\gset ctx_",
         _pgbench_sql(pg._TAKE_SEAT, ":ctx_id", ":stu", "now()", "NULL", "NULL", "NULL") + ";",
+        _pgbench_sql(
+            pg._OUTBOX_ADD,
+            "'enrollment.enrolled'",
+            "'enrollment.enrolled.bench-' || :i",
+            ":stu_user_id",
+            "json_build_object('term', :term::text, 'section_id', :sid::text, 'title',"
+            " :ctx_title::text)",
+            "now()",
+        )
+        + ";",
         "COMMIT;",
         "",
     ]

@@ -375,6 +375,9 @@ class HttpPool:
     async def post(self, url: str, **kwargs: object) -> httpx.Response:
         return await self.request("POST", url, **kwargs)
 
+    async def put(self, url: str, **kwargs: object) -> httpx.Response:
+        return await self.request("PUT", url, **kwargs)
+
     async def delete(self, url: str, **kwargs: object) -> httpx.Response:
         return await self.request("DELETE", url, **kwargs)
 

@@ -120,6 +120,7 @@ async def _embedded_demo(
     return [
         f"demo admin:   {_DEMO_ADMIN} / {password_file.read_text().strip()}",
         "demo student: s000001, s000002, … / rushgate-demo (term 'demo')",
+        "demo admission round 'demo-admissions': applicants sign up at POST /api/v1/applicants",
     ]
 
 
@@ -162,9 +163,11 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the background jobs without serving HTTP: the queue admitter and the seat-hint
-    keeper. Every ``serve`` process runs them too; a cluster-wide lock each makes one of
-    them work at a time, so a worker is where they keep running while app nodes restart."""
+    """Run the background jobs without serving HTTP: the queue admitter, the seat-hint
+    keeper and the outbox relay (confirmation mail). Every ``serve`` process runs them
+    too; a cluster-wide lock each makes one admitter and one keeper work at a time, while
+    relays all deliver side by side (each message is leased to one). So a worker is where
+    they keep running while app nodes restart."""
     settings = _settings()
     if settings.redis_url is None:
         console.print("[red]a worker coordinates through Redis:[/red] set RUSHGATE_REDIS_URL")
@@ -185,7 +188,7 @@ async def _work(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     container.start()
-    console.print("rushgate worker running (admitter, seat hints); SIGTERM stops it")
+    console.print("rushgate worker running (admitter, seat hints, outbox relay); SIGTERM stops it")
     try:
         await stop.wait()
     finally:

@@ -10,22 +10,40 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from rushgate.adapters.files.local import LocalDocumentStore
+from rushgate.adapters.mail.console import ConsoleMailer
+from rushgate.adapters.mail.smtp import SmtpMailer
 from rushgate.adapters.memory.coordination import MemoryCoordination
-from rushgate.adapters.security import AdmissionTokens, Argon2Hasher, JwtSigner
+from rushgate.adapters.security import (
+    AdmissionTokens,
+    AesGcmFieldCipher,
+    Argon2Hasher,
+    JwtSigner,
+    VerificationJwt,
+)
 from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.config import Settings
 from rushgate.domain.clock import Clock, SystemClock
 from rushgate.observability.metrics import RoomGauges
+from rushgate.services.admissions import AdmissionsService
 from rushgate.services.auth import AuthService
+from rushgate.services.documents import DocumentService
 from rushgate.services.enrollment import EnrollmentService, FrontDoor
+from rushgate.services.notifications import Notifier
 from rushgate.services.ports.coordination import Coordination
+from rushgate.services.ports.documents import DocumentStore
+from rushgate.services.ports.mail import Mailer
+from rushgate.services.qna import QnaService
 from rushgate.services.registry import RegistryService
 from rushgate.services.waiting_room import RoomFeed, TermDirectory, WaitingRoomService
 from rushgate.workers.admitter import Admitter, database_health
+from rushgate.workers.outbox_relay import OutboxRelay
 from rushgate.workers.seat_hints import SeatHintKeeper
 
 # Seat hints are rebuilt from the database this often, to heal what a crashed node left.
 HINT_RECONCILE_SECONDS = 30.0
+# How long the link in a sign-up verification mail works.
+VERIFICATION_TTL = timedelta(hours=48)
 
 
 def build_coordination(settings: Settings, clock: Clock) -> Coordination:
@@ -34,6 +52,12 @@ def build_coordination(settings: Settings, clock: Clock) -> Coordination:
     from rushgate.adapters.redis.coordination import RedisCoordination
 
     return RedisCoordination.from_url(settings.redis_url, prefix=settings.redis_key_prefix)
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    if settings.smtp_url is None:
+        return ConsoleMailer()
+    return SmtpMailer.from_url(settings.smtp_url.get_secret_value(), settings.mail_from)
 
 
 @dataclass
@@ -45,9 +69,14 @@ class Container:
     auth: AuthService
     enrollment: EnrollmentService
     registry: RegistryService
+    admissions: AdmissionsService
+    qna: QnaService
+    document_store: DocumentStore
+    documents: DocumentService
     waiting_room: WaitingRoomService
     admitter: Admitter
     hint_keeper: SeatHintKeeper
+    outbox_relay: OutboxRelay
     feed: RoomFeed
     terms: TermDirectory
     room_gauges: RoomGauges
@@ -66,6 +95,7 @@ class Container:
         hasher = Argon2Hasher(settings.password_hash_cost)
         signer = JwtSigner(secret, clock, timedelta(seconds=settings.token_ttl_seconds))
         coordination = build_coordination(settings, clock)
+        document_store = LocalDocumentStore(settings.effective_documents_dir)
         terms = TermDirectory(storage.reads)
         feed = RoomFeed()
         gauges = RoomGauges()
@@ -99,6 +129,21 @@ class Container:
                 storage, clock, FrontDoor(terms, coordination.hints, waiting_room)
             ),
             registry=RegistryService(storage, hasher, hasher.hash_many),
+            admissions=AdmissionsService(
+                storage,
+                hasher,
+                AesGcmFieldCipher.from_secret(settings.effective_personal_data_key()),
+                VerificationJwt(secret, clock, VERIFICATION_TTL),
+                clock,
+                require_verification=settings.effective_require_email_verification,
+                verify_url=settings.public_url.rstrip("/")
+                + "/api/v1/applicants/verify?token={token}",
+            ),
+            qna=QnaService(storage, clock),
+            document_store=document_store,
+            documents=DocumentService(
+                storage, document_store, clock, max_bytes=settings.max_upload_bytes
+            ),
             waiting_room=waiting_room,
             admitter=admitter,
             hint_keeper=SeatHintKeeper(
@@ -109,6 +154,16 @@ class Container:
                 clock,
                 reconcile_seconds=HINT_RECONCILE_SECONDS,
             ),
+            # On every process, with no lock: claims are leased (see the relay).
+            outbox_relay=OutboxRelay(
+                storage.outbox_relay(),
+                storage.contacts(),
+                Notifier(default_locale=settings.mail_default_locale),
+                build_mailer(settings),
+                clock,
+                batch=settings.outbox_batch,
+                max_attempts=settings.outbox_max_attempts,
+            ),
             feed=feed,
             terms=terms,
             room_gauges=gauges,
@@ -116,11 +171,12 @@ class Container:
 
     def start(self) -> None:
         """Background work of a serving node: follow room snapshots, take part in the
-        admitter election, keep seat hints rebuilt."""
+        admitter election, keep seat hints rebuilt, deliver the outbox's mail."""
         self._tasks = [
             asyncio.create_task(self.feed.follow(self.coordination.bus), name="room-feed"),
             asyncio.create_task(self.admitter.run(), name="admitter"),
             asyncio.create_task(self.hint_keeper.run(), name="seat-hints"),
+            asyncio.create_task(self.outbox_relay.run(), name="outbox-relay"),
         ]
 
     async def close(self) -> None:
@@ -133,6 +189,8 @@ class Container:
             for holder in (self.admitter, self.hint_keeper):
                 with contextlib.suppress(Exception):
                     await holder.release()
+        with contextlib.suppress(Exception):
+            await self.outbox_relay.close()
         self._tasks = []
         await self.coordination.close()
         await self.storage.close()

@@ -5,6 +5,8 @@ Built explicitly (``Settings()``) by the command line or the app factory; never 
 
 from __future__ import annotations
 
+import base64
+import hmac
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -62,6 +64,38 @@ class Settings(BaseSettings):
         description="Signs tokens. Required once a database URL is set; "
         "the embedded default keeps a generated one in the data dir.",
     )
+    personal_data_key: SecretStr | None = Field(
+        default=None,
+        description="32 bytes in base64url: encrypts applicants' phone numbers and birth "
+        "dates at rest. Unset: derived from the secret key (set it to rotate that alone).",
+    )
+    require_email_verification: bool | None = Field(
+        default=None,
+        description="Applicants confirm their email before submitting. Unset: on, except "
+        "in the embedded demo.",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s]+$",
+        description="Where users reach this site: the base of links in mails.",
+    )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="Mail server, e.g. smtp://user:pass@host:587?starttls=1 (smtps:// for TLS "
+        "from the start). Unset: mails are printed to the console.",
+    )
+    mail_from: str = Field(
+        default="rushgate <no-reply@localhost>", min_length=3, description="From of every mail."
+    )
+    mail_default_locale: Literal["ko", "en"] = Field(
+        default="ko", description="Language of mails to users who chose none."
+    )
+    outbox_batch: int = Field(
+        default=50, ge=1, le=1000, description="Outbox messages a relay claims at a time."
+    )
+    outbox_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Sends of a message before it is dead-lettered."
+    )
     token_ttl_seconds: int = Field(default=4 * 3600, ge=60, le=7 * 24 * 3600)
     password_hash_cost: Literal["standard", "low"] = "standard"  # noqa: S105
     admin_username: str | None = None
@@ -74,6 +108,19 @@ class Settings(BaseSettings):
         "before shutting down (for load balancers that poll readiness).",
     )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest document an applicant may upload; its route accepts bodies this "
+        "large (plus the form's own bytes) whatever RUSHGATE_MAX_BODY_BYTES says.",
+    )
+    documents_dir: Path | None = Field(
+        default=None,
+        description="Where uploaded documents are kept. Unset: documents/ in the data dir. "
+        "Shared by every node (one file system), or documents uploaded through one node "
+        "cannot be downloaded through another.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -93,6 +140,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "set both RUSHGATE_ADMIN_USERNAME and RUSHGATE_ADMIN_PASSWORD, or neither"
             )
+        if self.personal_data_key is not None:
+            key = self.personal_data_key.get_secret_value()
+            try:
+                raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("RUSHGATE_PERSONAL_DATA_KEY must be 32 bytes in base64url")
         return self
 
     @property
@@ -102,6 +157,25 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or sqlite_url_for(self.data_dir)
+
+    @property
+    def effective_documents_dir(self) -> Path:
+        return self.documents_dir or self.data_dir / "documents"
+
+    @property
+    def effective_require_email_verification(self) -> bool:
+        if self.require_email_verification is not None:
+            return self.require_email_verification
+        return not self.embedded
+
+    def effective_personal_data_key(self) -> str:
+        """The configured key, else one derived from the secret key for this use only."""
+        if self.personal_data_key is not None:
+            return self.personal_data_key.get_secret_value()
+        derived = hmac.new(
+            self.effective_secret_key().encode(), b"rushgate personal data", "sha256"
+        ).digest()
+        return base64.urlsafe_b64encode(derived).decode().rstrip("=")
 
     def effective_secret_key(self) -> str:
         """The configured key, or the embedded default's own, created on first use."""

@@ -55,7 +55,8 @@ SECRET_SETTINGS = {
     f"RUSHGATE_{name.upper()}"
     for name, field in Settings.model_fields.items()
     if SecretStr in getattr(field.annotation, "__args__", (field.annotation,))
-    or name.endswith("_url")  # URLs carry passwords
+    # URLs of servers carry passwords; the public one is where users reach the site.
+    or (name.endswith("_url") and name != "public_url")
 }
 PLACEHOLDER = re.compile(r"<[^<>]+>")
 INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")

@@ -1,7 +1,10 @@
-"""Password hashing (argon2id), signed bearer tokens and admission tokens (JWT, HS256)."""
+"""Password hashing (argon2id), signed tokens (JWT, HS256: bearer, admission, email
+verification) and the cipher of personal data at rest (AES-GCM)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import os
 import uuid
@@ -14,9 +17,11 @@ import jwt
 from argon2 import PasswordHasher as Argon2
 from argon2 import exceptions as argon2_errors
 from argon2.profiles import RFC_9106_LOW_MEMORY
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rushgate.domain.clock import Clock
-from rushgate.domain.errors import InvalidCredentials, NotAdmitted
+from rushgate.domain.errors import InvalidCredentials, InvalidRequest, NotAdmitted
 from rushgate.services.ports.auth import Principal
 from rushgate.services.ports.waiting_room import AdmissionClaims
 
@@ -195,3 +200,89 @@ class AdmissionTokens:
             return self._verified.put(token, claims, expires)
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise NotAdmitted("the admission token is invalid or expired") from exc
+
+
+class AesGcmFieldCipher:
+    """AES-256-GCM for personal fields at rest: ``v1.<nonce>.<ciphertext>``, base64url.
+
+    A random 96-bit nonce per value (AES-GCM's limit of about 2^32 values per key is far
+    beyond any admission site). The field's name is bound as associated data, so a
+    phone number cannot be moved into the birth-date column and still open."""
+
+    _PREFIX = "v1"
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("the personal-data key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_secret(cls, secret: str) -> AesGcmFieldCipher:
+        """From a 32-byte key in base64url (``RUSHGATE_PERSONAL_DATA_KEY``)."""
+        try:
+            key = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("the personal-data key is not base64url") from exc
+        return cls(key)
+
+    def seal(self, plaintext: str, *, field: str = "") -> str:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, plaintext.encode(), field.encode())
+        return ".".join((self._PREFIX, _b64(nonce), _b64(sealed)))
+
+    def open(self, sealed: str, *, field: str = "") -> str:
+        try:
+            prefix, nonce, body = sealed.split(".")
+            if prefix != self._PREFIX:
+                raise ValueError(f"unknown sealing version {prefix!r}")
+            return self._aead.decrypt(_unb64(nonce), _unb64(body), field.encode()).decode()
+        except (InvalidTag, ValueError, binascii.Error) as exc:
+            raise ValueError("this value was not sealed with this key") from exc
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class VerificationJwt:
+    """Sign-up verification tokens: HS256 JWTs with their own derived key and audience
+    (neither a bearer nor an admission token passes for one), bound to the applicant
+    and the address the mail went to."""
+
+    _ALGORITHM = "HS256"
+    _AUDIENCE = "rushgate:verify-email"
+
+    def __init__(self, secret: str, clock: Clock, ttl: timedelta) -> None:
+        self._key = hmac.new(secret.encode(), b"rushgate email verification", "sha256").digest()
+        self._clock = clock
+        self._ttl = ttl
+
+    def issue(self, applicant_pk: int, email: str) -> str:
+        body: dict[str, object] = {
+            "sub": str(applicant_pk),
+            "email": email,
+            "aud": self._AUDIENCE,
+            "exp": int((self._clock.now() + self._ttl).timestamp()),
+        }
+        return jwt.encode(body, self._key, algorithm=self._ALGORITHM)
+
+    def verify(self, token: str) -> tuple[int, str]:
+        try:
+            body = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._ALGORITHM],
+                audience=self._AUDIENCE,
+                options={"require": ["sub", "exp", "aud", "email"], "verify_exp": False},
+            )
+            if self._clock.now().timestamp() >= int(body["exp"]):
+                raise jwt.ExpiredSignatureError("expired")
+            return int(body["sub"]), str(body["email"])
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise InvalidRequest(
+                "this verification link is invalid or expired", field="token"
+            ) from exc

@@ -19,7 +19,17 @@ from rushgate.domain.clock import Clock
 from rushgate.http import errors
 from rushgate.http.deps import document_bearer_auth
 from rushgate.http.middleware import BodyLimit, CloseWhileDraining
-from rushgate.http.routes import admin, auth, health, queue, student
+from rushgate.http.routes import (
+    admin,
+    admin_admissions,
+    admissions,
+    auth,
+    documents,
+    health,
+    qna,
+    queue,
+    student,
+)
 
 
 def create_app(
@@ -51,9 +61,25 @@ def create_app(
     app.state.container = container
     errors.install(app, container.storage)
     # The rush's hottest routes first: routes are matched in order.
-    for module in (queue, student, health, auth, admin):
+    for module in (
+        queue,
+        student,
+        health,
+        auth,
+        admin,
+        admissions,
+        admin_admissions,
+        qna,
+        documents,
+    ):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # Uploads are bounded by their own setting (exactly by the route, as they stream).
+    upload_limit = settings.max_upload_bytes + documents.FORM_OVERHEAD_BYTES
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        routes=[(documents.UPLOAD_PATH, upload_limit)],
+    )
     app.add_middleware(
         CloseWhileDraining, draining=lambda: bool(getattr(app.state, "draining", False))
     )

@@ -67,13 +67,27 @@ async def _student(request: Request) -> StudentCall:
     return StudentCall(_node(request), principal.student_pk, principal)
 
 
+async def _applicant(request: Request) -> Principal:
+    principal = _authenticate(request)
+    if principal.role != "applicant":
+        raise ApiError(403, "forbidden", "this needs an applicant account")
+    return principal
+
+
 ContainerDep = Annotated[Container, Depends(_container)]
 CurrentUser = Annotated[Principal, Depends(_principal)]
 AdminUser = Annotated[Principal, Depends(_admin)]
 StudentUser = Annotated[StudentCall, Depends(_student)]
+# An applicant's login; ``user_pk`` identifies them to the admissions services.
+ApplicantUser = Annotated[Principal, Depends(_applicant)]
 
 # Every API operation authenticates but these.
-_PUBLIC = {("post", "/api/v1/auth/token")}
+_PUBLIC = {
+    ("post", "/api/v1/auth/token"),
+    ("post", "/api/v1/applicants"),
+    ("post", "/api/v1/applicants/verify"),
+    ("get", "/api/v1/applicants/verify"),
+}
 
 
 def document_bearer_auth(app: FastAPI) -> None:

@@ -39,6 +39,11 @@ _STATUS: dict[type[domain.DomainError], int] = {
     domain.NotAdmitted: 403,
     domain.NotInQueue: 404,
     domain.Unavailable: 503,
+    domain.InvalidTransition: 409,
+    domain.ValidationFailed: 422,
+    domain.EmailUnverified: 403,
+    domain.UnsupportedDocument: 415,
+    domain.DocumentTooLarge: 413,
 }
 
 _HTTP_CODES = {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,24 +19,38 @@ class _TooLarge(HTTPException):
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, declared or streamed, before parsing."""
+    """Refuse bodies over ``limit`` bytes with 413, declared or streamed, before parsing.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``routes`` gives POST paths (full matches) a limit of their own: document uploads are
+    bounded by the upload size, not by the general limit, in either direction."""
+
+    def __init__(
+        self, app: ASGIApp, limit: int, routes: Sequence[tuple[re.Pattern[str], int]] = ()
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.routes = tuple(routes)
+
+    def _limit_for(self, scope: Scope) -> int:
+        if self.routes and scope["method"] == "POST":
+            for path, limit in self.routes:
+                if path.fullmatch(scope["path"]):
+                    return limit
+        return self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit_for(scope)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    declared = self.limit + 1
-                if declared > self.limit:
-                    await self._refuse(send)
+                    declared = limit + 1
+                if declared > limit:
+                    await self._refuse(send, limit)
                     return
         received = 0
         started = False
@@ -45,8 +60,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge(self.limit)
+                if received > limit:
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -59,16 +74,16 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "type": "https://rushgate.dev/problems/payload_too_large",
                 "title": "Payload too large",
                 "status": 413,
                 "code": "payload_too_large",
-                "detail": f"the request body is larger than {self.limit} bytes",
+                "detail": f"the request body is larger than {limit} bytes",
             }
         ).encode()
         await send(

@@ -16,7 +16,11 @@ class AuthService:
         self._signer = signer
 
     async def login(self, username: str, password: str) -> tuple[str, int]:
-        account = await self._storage.reads(fresh=True).account(username)
+        reads = self._storage.reads(fresh=True)
+        account = await reads.account(username)
+        if account is None and username != username.lower():
+            # Applicants sign up by email, stored lower-cased: S1@X.EDU is s1@x.edu.
+            account = await reads.account(username.lower())
         if account is None:
             # Verify anyway, so the response time does not tell which usernames exist.
             await asyncio.to_thread(self._hasher.dummy_verify)

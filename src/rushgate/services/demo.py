@@ -1,4 +1,5 @@
-"""Demo data: a term that is open now, courses with sections, and students to log in as."""
+"""Demo data: a term that is open now, courses with sections, students to log in as, and
+an admission round open for applications."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import time, timedelta
 
+from rushgate.domain.admissions import AdmissionRound, FilingWindow, Track
 from rushgate.domain.clock import Clock
 from rushgate.domain.model import Day, Meeting, RegistrationWindow
 from rushgate.services.ports.auth import PasswordHasher
@@ -15,6 +17,7 @@ from rushgate.services.ports.storage import Storage
 from rushgate.services.registry import RegistryService, StudentInput
 
 DEMO_TERM = "demo"
+DEMO_ROUND = "demo-admissions"
 DEMO_PASSWORD = "rushgate-demo"  # noqa: S105 - printed to the operator on purpose
 
 _SUBJECTS = ("CS", "MATH", "PHYS", "CHEM", "BIO", "ECON", "HIST", "LIT", "ART", "MUS")
@@ -36,6 +39,7 @@ Progress = Callable[[str, int, int], None]
 @dataclass(frozen=True, slots=True)
 class DemoSummary:
     term: str
+    round: str
     sections: int
     students: int
     first_student: str
@@ -109,4 +113,19 @@ async def seed_demo(
         ]
         await registry.create_students(chunk)
         report("students", min(start + batch, students), students)
-    return DemoSummary(DEMO_TERM, len(all_sections), students, demo_student_id(1), DEMO_PASSWORD)
+    async with storage.unit_of_work() as uow:
+        await uow.admissions.add_round(
+            AdmissionRound(
+                code=DEMO_ROUND,
+                name="Demo admission round",
+                window=FilingWindow(now - timedelta(minutes=1), now + timedelta(days=30)),
+                tracks=(Track("general", "General", 200), Track("arts", "Arts", 20)),
+                required_documents=("transcript",),
+                receipt_prefix=f"{now.year + 1}-A",
+            ),
+            now=now,
+        )
+        await uow.commit()
+    return DemoSummary(
+        DEMO_TERM, DEMO_ROUND, len(all_sections), students, demo_student_id(1), DEMO_PASSWORD
+    )

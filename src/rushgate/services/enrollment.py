@@ -34,14 +34,21 @@ Idempotency: with an ``Idempotency-Key`` the first *successful* result is stored
 same transaction as the seat, so a retry after a lost response returns that result and
 never takes a second seat. A refusal writes nothing and is not stored: refusals have no
 effect to protect, and a retry may succeed once a seat is free.
+
+Confirmation mail: every change (enrolled, waitlisted, dropped, and the promotion of a
+waitlisted student) writes an outbox message in its own transaction, so a committed
+change always gets its mail and a rolled-back one never does; the outbox relay
+(``rushgate.workers.outbox_relay``) sends it after the commit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from rushgate.domain.clock import Clock
 from rushgate.domain.errors import (
@@ -55,11 +62,13 @@ from rushgate.domain.model import HoldingStatus, RegistrationWindow
 from rushgate.domain.rules import ensure_can_hold, ensure_window_open
 from rushgate.services.ports.enrollment import (
     EnrollmentRepository,
+    Promotion,
     Receipt,
     ScheduleEntry,
     SectionForEnrollment,
     StoredResult,
 )
+from rushgate.services.ports.outbox import OutboxMessage
 from rushgate.services.ports.seat_hints import HintVerdict, SeatHints, SeatOutcome
 from rushgate.services.ports.storage import Storage
 from rushgate.services.waiting_room import TermDirectory, WaitingRoomService
@@ -100,6 +109,27 @@ def _open_for_everyone(window: RegistrationWindow, now: datetime) -> bool:
     section's refusal is the answer the database would give too."""
     opens = max([window.opens_at, *window.class_year_opens_at.values()])
     return opens <= now < window.closes_at
+
+
+def _notice(
+    kind: str, user_pk: int, term_code: str, section: SectionForEnrollment, **extra: Any
+) -> OutboxMessage:
+    """The outbox message of one change. Its row commits with the change or not at all,
+    and a retried request writes nothing (the stored result, or ``already_enrolled`` /
+    ``not_found``), so each change has exactly one row and the key need only be unique.
+    It is not the enrollment row's id: SQLite hands a deleted row's id to the next insert,
+    so an enroll, drop and enroll again would lose the second mail as a duplicate."""
+    return OutboxMessage(
+        kind=kind,
+        dedupe_key=f"{kind}.{uuid.uuid4().hex}",
+        user_pk=user_pk,
+        payload={
+            "term": term_code,
+            "section_id": section.ref.section_id,
+            "title": section.title,
+            **extra,
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +243,17 @@ class EnrollmentService:
                 await repo.remember_result(
                     student_pk, receipt.key, StoredResult(request_hash, result.to_record())
                 )
+            if result.status is HoldingStatus.ENROLLED:
+                notice = _notice("enrollment.enrolled", student.user_pk, term_code, section)
+            else:
+                notice = _notice(
+                    "enrollment.waitlisted",
+                    student.user_pk,
+                    term_code,
+                    section,
+                    waitlist_position=result.waitlist_position,
+                )
+            await uow.outbox.add(notice)
             await uow.commit()
             return placed
 
@@ -270,15 +311,22 @@ class EnrollmentService:
             was = await repo.remove_holding(student_pk, section.pk)
             if was is None:
                 raise NotFound("you hold no place in this section", section_id=section_id)
-            promoted: int | None = None
+            await uow.outbox.add(
+                _notice("enrollment.dropped", student.user_pk, term_code, section, was=was.value)
+            )
+            promoted: Promotion | None = None
             if was is HoldingStatus.ENROLLED:
                 # The freed seat goes to the head of the waitlist, in the same transaction,
                 # so there is never a moment when a newcomer could take it first.
                 promoted = await repo.promote_waitlist_head(section.pk)
                 if promoted is None:
                     await repo.release_seat(section.pk)
+                else:
+                    await uow.outbox.add(
+                        _notice("enrollment.promoted", promoted.user_pk, term_code, section)
+                    )
             await uow.commit()
-            return promoted
+            return None if promoted is None else promoted.student_pk
 
     async def schedule(self, *, student_pk: int, term_code: str) -> list[ScheduleEntry]:
         # Read-your-writes: a student looks at their schedule right after changing it.

@@ -61,8 +61,17 @@ async def wait(storage: SqlStorage, section: SectionForEnrollment, pk: int) -> i
     return position
 
 
+async def user_pk_of(storage: SqlStorage, student_pk: int) -> int:
+    for student in STUDENTS:
+        account = await storage.reads(fresh=True).account(student.student_id)
+        if account is not None and account.student_pk == student_pk:
+            return account.user_pk
+    raise AssertionError(f"no account for student {student_pk}")
+
+
 async def drop(storage: SqlStorage, section: SectionForEnrollment, pk: int) -> int | None:
-    """The service's drop sequence, minus the checks: remove, then promote or release."""
+    """The service's drop sequence, minus the checks: remove, then promote or release.
+    The promoted student's pk."""
     async with storage.unit_of_work() as uow:
         repo = uow.enrollments
         await repo.lock_section(section.pk)
@@ -74,7 +83,10 @@ async def drop(storage: SqlStorage, section: SectionForEnrollment, pk: int) -> i
                 await repo.release_seat(section.pk)
         await uow.commit()
     await check_invariants(storage)
-    return promoted
+    if promoted is None:
+        return None
+    assert promoted.user_pk == await user_pk_of(storage, promoted.student_pk)
+    return promoted.student_pk
 
 
 @pytest.fixture
@@ -103,6 +115,8 @@ async def test_find_section_and_unknowns(storage: SqlStorage, pks: list[int]) ->
             await uow.enrollments.lock_student(max(pks) + 100)
         profile = await uow.enrollments.lock_student(pks[0])
     assert (profile.student_id, profile.class_year, profile.max_credits) == ("s1", 2, 18)
+    assert profile.user_pk == await user_pk_of(storage, pks[0])
+    assert section.title == "Title of CS101-01"
 
 
 async def test_take_seat_never_exceeds_capacity(storage: SqlStorage, pks: list[int]) -> None:

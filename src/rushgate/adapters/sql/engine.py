@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from rushgate.adapters.sql import unavailable
+from rushgate.adapters.sql.admissions import SqlAdmissionsRepository
+from rushgate.adapters.sql.contacts import SqlContacts
+from rushgate.adapters.sql.documents import SqlDocumentsRepository
+from rushgate.adapters.sql.outbox import SqlOutboxRelayStore, SqlOutboxWriter
 from rushgate.adapters.sql.postgres import PgUnitOfWork
+from rushgate.adapters.sql.qna import SqlQnaRepository
 from rushgate.adapters.sql.reads import ReplicaRouting, SqlReadModel
 from rushgate.adapters.sql.repositories import SqliteEnrollmentRepository, SqlRegistryRepository
 from rushgate.domain.clock import Clock
@@ -91,6 +96,10 @@ class SqliteUnitOfWork:
 
     enrollments: SqliteEnrollmentRepository
     registry: SqlRegistryRepository
+    outbox: SqlOutboxWriter
+    admissions: SqlAdmissionsRepository
+    qna: SqlQnaRepository
+    documents: SqlDocumentsRepository
 
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
@@ -107,6 +116,10 @@ class SqliteUnitOfWork:
             raise
         self.enrollments = SqliteEnrollmentRepository(self._conn, self._clock)
         self.registry = SqlRegistryRepository(self._conn, self._clock)
+        self.outbox = SqlOutboxWriter(self._conn, self._clock)
+        self.admissions = SqlAdmissionsRepository(self._conn, self._clock)
+        self.qna = SqlQnaRepository(self._conn)
+        self.documents = SqlDocumentsRepository(self._conn)
         return self
 
     async def __aexit__(
@@ -181,6 +194,13 @@ class SqlStorage:
         if self.dialect == "postgresql":
             return PgUnitOfWork(self.primary, self._clock)
         return SqliteUnitOfWork(self.primary, self._clock)
+
+    def outbox_relay(self) -> SqlOutboxRelayStore:
+        return SqlOutboxRelayStore(self.primary)
+
+    def contacts(self) -> SqlContacts:
+        """Mail addresses, read where the latest sign-ups are: the primary."""
+        return SqlContacts(self.primary_reads)
 
     def reads(self, *, fresh: bool = False) -> SqlReadModel:
         if fresh or self.replica is self.primary_reads:

@@ -22,26 +22,32 @@ from typing import Any, Self
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from rushgate.adapters.sql.admissions import SqlAdmissionsRepository
 from rushgate.adapters.sql.codec import meetings_from_json, window_from_row
+from rushgate.adapters.sql.documents import SqlDocumentsRepository
+from rushgate.adapters.sql.qna import SqlQnaRepository
 from rushgate.adapters.sql.repositories import SqlRegistryRepository
 from rushgate.domain.clock import Clock
 from rushgate.domain.errors import AlreadyEnrolled, NotFound
-from rushgate.domain.model import Holding, HoldingStatus, SectionRef, StudentProfile
+from rushgate.domain.model import Holding, HoldingStatus, SectionRef
 from rushgate.services.ports.enrollment import (
     EnrollmentContext,
+    LockedStudent,
+    Promotion,
     Receipt,
     SectionForEnrollment,
     StoredResult,
 )
+from rushgate.services.ports.outbox import OutboxMessage
 
 _LOCK_STUDENT = """
-SELECT student_id, class_year, max_credits FROM students WHERE id = $1 FOR UPDATE
+SELECT student_id, class_year, max_credits, user_id FROM students WHERE id = $1 FOR UPDATE
 """
 
 # Read after the student's row is locked, so a concurrent request of the same student that
 # committed while this one waited is visible here (a new statement, a new snapshot).
 _CONTEXT = """
-SELECT s.id, s.term_id, s.section_id, s.course_code, s.credits, s.capacity,
+SELECT s.id, s.term_id, s.section_id, s.course_code, s.title, s.credits, s.capacity,
        s.waitlist_capacity, s.meetings, t.opens_at, t.closes_at, t.class_year_opens_at,
        (SELECT coalesce(json_agg(json_build_object(
                    'section_id', hs.section_id, 'course_code', hs.course_code,
@@ -58,7 +64,7 @@ SELECT s.id, s.term_id, s.section_id, s.course_code, s.credits, s.capacity,
 """
 
 _FIND_SECTION = """
-SELECT s.id, s.term_id, s.section_id, s.course_code, s.credits, s.capacity,
+SELECT s.id, s.term_id, s.section_id, s.course_code, s.title, s.credits, s.capacity,
        s.waitlist_capacity, s.meetings, t.opens_at, t.closes_at, t.class_year_opens_at
   FROM sections s JOIN terms t ON t.id = s.term_id
  WHERE t.code = $1 AND s.section_id = $2
@@ -111,7 +117,8 @@ WITH gone AS (
 SELECT status FROM gone
 """
 
-# The seat passes straight to the promoted student: `enrolled` does not change.
+# The seat passes straight to the promoted student: `enrolled` does not change. The
+# student's row is only read (for where the mail goes), not locked.
 _PROMOTE_HEAD = """
 WITH head AS (
     SELECT id FROM enrollments
@@ -126,7 +133,7 @@ WITH head AS (
     UPDATE sections SET waitlisted = waitlisted - 1
      WHERE id = $1 AND EXISTS (SELECT 1 FROM promoted)
 )
-SELECT student_id FROM promoted
+SELECT p.student_id, st.user_id FROM promoted p JOIN students st ON st.id = p.student_id
 """
 
 _RELEASE_SEAT = "UPDATE sections SET enrolled = enrolled - 1 WHERE id = $1"
@@ -134,6 +141,14 @@ _RELEASE_SEAT = "UPDATE sections SET enrolled = enrolled - 1 WHERE id = $1"
 _REMEMBER = """
 INSERT INTO idempotency_keys (student_id, key, request_hash, response, created_at)
 VALUES ($1, $2, $3, $4::jsonb, $5)
+"""
+
+# An outbox row in the unit of work's transaction (see adapters/sql/outbox.py).
+_OUTBOX_ADD = """
+INSERT INTO outbox (kind, dedupe_key, user_id, payload, state, attempts, available_at,
+                    created_at)
+VALUES ($1, $2, $3, $4::jsonb, 'pending', 0, $5, $5)
+ON CONFLICT (dedupe_key) DO NOTHING
 """
 
 
@@ -152,6 +167,7 @@ def _section(row: asyncpg.Record) -> SectionForEnrollment:
             row["credits"],
             meetings_from_json(_json(row["meetings"])),
         ),
+        title=row["title"],
         capacity=row["capacity"],
         waitlist_capacity=row["waitlist_capacity"],
         window=window_from_row(
@@ -165,11 +181,13 @@ class PgEnrollmentRepository:
         self._conn = conn
         self._clock = clock
 
-    async def lock_student(self, student_pk: int) -> StudentProfile:
+    async def lock_student(self, student_pk: int) -> LockedStudent:
         row = await self._conn.fetchrow(_LOCK_STUDENT, student_pk)
         if row is None:
             raise NotFound("no such student")
-        return StudentProfile(row["student_id"], row["class_year"], row["max_credits"])
+        return LockedStudent(
+            row["student_id"], row["class_year"], row["max_credits"], row["user_id"]
+        )
 
     async def enrollment_context(
         self, student_pk: int, term_code: str, section_id: str, idempotency_key: str | None
@@ -241,9 +259,9 @@ class PgEnrollmentRepository:
         status = await self._conn.fetchval(_REMOVE_HOLDING, student_pk, section_pk)
         return None if status is None else HoldingStatus(status)
 
-    async def promote_waitlist_head(self, section_pk: int) -> int | None:
-        student = await self._conn.fetchval(_PROMOTE_HEAD, section_pk)
-        return None if student is None else int(student)
+    async def promote_waitlist_head(self, section_pk: int) -> Promotion | None:
+        row = await self._conn.fetchrow(_PROMOTE_HEAD, section_pk)
+        return None if row is None else Promotion(int(row[0]), int(row[1]))
 
     async def release_seat(self, section_pk: int) -> None:
         await self._conn.execute(_RELEASE_SEAT, section_pk)
@@ -255,6 +273,25 @@ class PgEnrollmentRepository:
             key,
             result.request_hash,
             json.dumps(result.body),
+            self._clock.now(),
+        )
+
+
+class PgOutboxWriter:
+    """``OutboxWriter`` on the unit of work's driver connection: an enroll writes a row,
+    so it is a prepared statement like the rest of the hot path."""
+
+    def __init__(self, conn: asyncpg.Connection, clock: Clock) -> None:
+        self._conn = conn
+        self._clock = clock
+
+    async def add(self, message: OutboxMessage) -> None:
+        await self._conn.execute(
+            _OUTBOX_ADD,
+            message.kind,
+            message.dedupe_key,
+            message.user_pk,
+            json.dumps(message.payload),
             self._clock.now(),
         )
 
@@ -277,6 +314,10 @@ class PgUnitOfWork:
 
     enrollments: PgEnrollmentRepository
     registry: SqlRegistryRepository
+    outbox: PgOutboxWriter
+    admissions: SqlAdmissionsRepository
+    qna: SqlQnaRepository
+    documents: SqlDocumentsRepository
 
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
@@ -325,6 +366,10 @@ class PgUnitOfWork:
         self._conn, self._driver, self._tx = conn, driver, tx
         self.enrollments = PgEnrollmentRepository(driver, self._clock)
         self.registry = SqlRegistryRepository(conn, self._clock)
+        self.outbox = PgOutboxWriter(driver, self._clock)
+        self.admissions = SqlAdmissionsRepository(conn, self._clock)
+        self.qna = SqlQnaRepository(conn)
+        self.documents = SqlDocumentsRepository(conn)
         return self
 
     async def __aexit__(

@@ -27,9 +27,11 @@ from rushgate.adapters.sql.tables import terms as T
 from rushgate.adapters.sql.tables import users as U
 from rushgate.domain.clock import Clock
 from rushgate.domain.errors import AlreadyEnrolled, Conflict, NotFound
-from rushgate.domain.model import Holding, HoldingStatus, SectionRef, StudentProfile
+from rushgate.domain.model import Holding, HoldingStatus, SectionRef
 from rushgate.services.ports.enrollment import (
     EnrollmentContext,
+    LockedStudent,
+    Promotion,
     Receipt,
     SectionForEnrollment,
     StoredResult,
@@ -55,17 +57,17 @@ class SqliteEnrollmentRepository:
         self._conn = conn
         self._clock = clock
 
-    async def lock_student(self, student_pk: int) -> StudentProfile:
+    async def lock_student(self, student_pk: int) -> LockedStudent:
         row = (
             await self._conn.execute(
-                select(ST.c.student_id, ST.c.class_year, ST.c.max_credits).where(
+                select(ST.c.student_id, ST.c.class_year, ST.c.max_credits, ST.c.user_id).where(
                     ST.c.id == student_pk
                 )
             )
         ).first()
         if row is None:
             raise NotFound("no such student")
-        return StudentProfile(row.student_id, row.class_year, row.max_credits)
+        return LockedStudent(row.student_id, row.class_year, row.max_credits, row.user_id)
 
     async def find_section(self, term_code: str, section_id: str) -> SectionForEnrollment:
         row = (
@@ -75,6 +77,7 @@ class SqliteEnrollmentRepository:
                     S.c.term_id,
                     S.c.section_id,
                     S.c.course_code,
+                    S.c.title,
                     S.c.credits,
                     S.c.capacity,
                     S.c.waitlist_capacity,
@@ -95,6 +98,7 @@ class SqliteEnrollmentRepository:
             ref=SectionRef(
                 row.section_id, row.course_code, row.credits, meetings_from_json(row.meetings)
             ),
+            title=row.title,
             capacity=row.capacity,
             waitlist_capacity=row.waitlist_capacity,
             window=window_from_row(row.opens_at, row.closes_at, row.class_year_opens_at),
@@ -221,7 +225,7 @@ class SqliteEnrollmentRepository:
             )
         return status
 
-    async def promote_waitlist_head(self, section_pk: int) -> int | None:
+    async def promote_waitlist_head(self, section_pk: int) -> Promotion | None:
         head = (
             select(E.c.id)
             .where(E.c.section_id == section_pk, E.c.status == HoldingStatus.WAITLISTED.value)
@@ -242,7 +246,10 @@ class SqliteEnrollmentRepository:
         await self._conn.execute(
             update(S).where(S.c.id == section_pk).values(waitlisted=S.c.waitlisted - 1)
         )
-        return int(row.student_id)
+        user_pk = (
+            await self._conn.execute(select(ST.c.user_id).where(ST.c.id == row.student_id))
+        ).scalar_one()
+        return Promotion(int(row.student_id), int(user_pk))
 
     async def release_seat(self, section_pk: int) -> None:
         await self._conn.execute(

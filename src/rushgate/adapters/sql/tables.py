@@ -153,11 +153,166 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# The transactional outbox (see services/ports/outbox.py). ``available_at`` is when a
+# pending row is due: a claim moves it forward by the lease, so a relay that dies
+# mid-send leaves its rows to be claimed again once the lease ends.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Pk, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("dedupe_key", String(255), nullable=False, unique=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
+    CheckConstraint("attempts >= 0", name="attempts"),
+    Index("ix_outbox_due", "state", "available_at"),
+)
+
+admission_rounds = Table(
+    "admission_rounds",
+    metadata,
+    Column("id", Pk, primary_key=True, autoincrement=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("opens_at", UTCDateTime, nullable=False),
+    Column("closes_at", UTCDateTime, nullable=False),
+    Column("tracks", Json, nullable=False),  # [{"code", "name", "capacity"}]
+    Column("required_documents", Json, nullable=False),
+    Column("receipt_prefix", String(16), nullable=False),
+    # The last receipt sequence handed out; only grows (see next_receipt_sequence).
+    Column("receipt_seq", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("closes_at > opens_at", name="window"),
+    CheckConstraint("receipt_seq >= 0", name="receipt_seq"),
+)
+
+applicants = Table(
+    "applicants",
+    metadata,
+    Column("id", Pk, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, unique=True),
+    # Lower-cased, as the username: one account per address whatever its case.
+    Column("email", String(254), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("locale", String(8), nullable=True),
+    Column("verified_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", Pk, primary_key=True, autoincrement=True),
+    Column("round_id", ForeignKey("admission_rounds.id", ondelete="CASCADE"), nullable=False),
+    Column("applicant_id", ForeignKey("applicants.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("track", String(64), nullable=True),
+    Column("personal", Json, nullable=True),  # sealed: phones and birth date are ciphertext
+    Column("statement", Text, nullable=False),
+    Column("consent_at", UTCDateTime, nullable=True),
+    Column("receipt_number", String(64), nullable=True, unique=True),
+    Column("submitted_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    # One application per person per round, whatever the code does.
+    UniqueConstraint("round_id", "applicant_id"),
+    CheckConstraint(
+        "status IN ('draft', 'submitted', 'under_review', 'waitlisted', 'accepted', "
+        "'rejected', 'withdrawn')",
+        name="status",
+    ),
+    CheckConstraint(
+        "status = 'draft' OR status = 'withdrawn' OR receipt_number IS NOT NULL",
+        name="receipt_once_submitted",
+    ),
+    Index(None, "round_id", "status", "id"),
+)
+
+application_history = Table(
+    "application_history",
+    metadata,
+    Column("id", Pk, primary_key=True, autoincrement=True),
+    Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_user_id", Pk, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("snapshot", Json, nullable=False),
+    Index(None, "application_id", "id"),
+)
+
+
+# The Q&A board. A post is one INSERT (no counters to bump: 2,000 applicants posting at
+# once share no row); the answer lives on the question's row and is replaced in place.
+admission_questions = Table(
+    "admission_questions",
+    metadata,
+    Column("id", Pk, primary_key=True, autoincrement=True),
+    Column("round_id", ForeignKey("admission_rounds.id", ondelete="CASCADE"), nullable=False),
+    Column("applicant_id", ForeignKey("applicants.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("public", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("answer", Text, nullable=True),
+    Column("answered_at", UTCDateTime, nullable=True),
+    Column("answered_by", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    CheckConstraint("(answer IS NULL) = (answered_at IS NULL)", name="answered"),
+    # The board's pages: newest first within a round (keyset on id).
+    Index(None, "round_id", "id"),
+    Index(None, "applicant_id"),
+)
+
+admission_faq = Table(
+    "admission_faq",
+    metadata,
+    Column("id", Pk, primary_key=True, autoincrement=True),
+    Column("round_id", ForeignKey("admission_rounds.id", ondelete="CASCADE"), nullable=False),
+    Column("question", String(200), nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Index(None, "round_id", "id"),
+)
+
+# Documents' records; their bytes are in the DocumentStore under ``storage_key``.
+application_documents = Table(
+    "application_documents",
+    metadata,
+    Column("id", Pk, primary_key=True, autoincrement=True),
+    Column("application_id", ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(200), nullable=False),  # a required document's name, or "other"
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("storage_key", String(255), nullable=False, unique=True),
+    Column("uploaded_at", UTCDateTime, nullable=False),
+    CheckConstraint("size > 0", name="size"),
+    Index(None, "application_id", "id"),
+)
+
 __all__ = [
     "Text",
+    "admission_faq",
+    "admission_questions",
+    "admission_rounds",
+    "applicants",
+    "application_documents",
+    "application_history",
+    "applications",
     "enrollments",
     "idempotency_keys",
     "metadata",
+    "outbox",
     "sections",
     "students",
     "terms",

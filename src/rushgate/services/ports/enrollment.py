@@ -25,9 +25,25 @@ class SectionForEnrollment:
     pk: int
     term_pk: int
     ref: SectionRef
+    title: str  # for the confirmation mail
     capacity: int
     waitlist_capacity: int
     window: RegistrationWindow
+
+
+@dataclass(frozen=True, slots=True)
+class LockedStudent(StudentProfile):
+    """A student as the rules see them, and the account their mail goes to."""
+
+    user_pk: int
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """The student a freed seat passed to."""
+
+    student_pk: int
+    user_pk: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +113,7 @@ class Roster:
 class EnrollmentRepository(Protocol):
     """Seat-taking primitives. Every method runs inside the caller's unit of work."""
 
-    async def lock_student(self, student_pk: int) -> StudentProfile:
+    async def lock_student(self, student_pk: int) -> LockedStudent:
         """Lock the student's row for the rest of the transaction; raises ``NotFound``."""
         ...
 
@@ -132,8 +148,8 @@ class EnrollmentRepository(Protocol):
         """Delete the student's row for the section and uncount it; what it was, or None."""
         ...
 
-    async def promote_waitlist_head(self, section_pk: int) -> int | None:
-        """Turn the oldest waitlisted row into an enrolled one; its student's pk, or None."""
+    async def promote_waitlist_head(self, section_pk: int) -> Promotion | None:
+        """Turn the oldest waitlisted row into an enrolled one; whose it was, or None."""
         ...
 
     async def release_seat(self, section_pk: int) -> None: ...

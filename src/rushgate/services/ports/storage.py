@@ -5,13 +5,17 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol, Self
 
+from rushgate.services.ports.admissions import AdmissionsRepository
 from rushgate.services.ports.auth import Account
+from rushgate.services.ports.documents import DocumentsRepository
 from rushgate.services.ports.enrollment import (
     EnrollmentRepository,
     Roster,
     ScheduleEntry,
     SectionView,
 )
+from rushgate.services.ports.outbox import OutboxRelayStore, OutboxWriter
+from rushgate.services.ports.qna import QnaRepository
 from rushgate.services.ports.registry import RegistryRepository, Term
 
 
@@ -23,6 +27,18 @@ class UnitOfWork(Protocol):
 
     @property
     def registry(self) -> RegistryRepository: ...
+
+    @property
+    def outbox(self) -> OutboxWriter: ...
+
+    @property
+    def admissions(self) -> AdmissionsRepository: ...
+
+    @property
+    def qna(self) -> QnaRepository: ...
+
+    @property
+    def documents(self) -> DocumentsRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -62,6 +78,10 @@ class Storage(Protocol):
     """The source of truth: a relational database (PostgreSQL, or the embedded SQLite)."""
 
     def unit_of_work(self) -> UnitOfWork: ...
+
+    def outbox_relay(self) -> OutboxRelayStore:
+        """Claims and delivery records for the outbox relay."""
+        ...
 
     def reads(self, *, fresh: bool = False) -> ReadModel:
         """Reads; ``fresh`` routes them to the primary (read-your-writes)."""

@@ -1,0 +1,1 @@
+"""Mailers: SMTP in production, the console in the embedded default."""
