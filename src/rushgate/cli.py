@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,16 +151,42 @@ def serve(
         console.print(line)
     where = "embedded SQLite in " + str(settings.data_dir) if settings.embedded else "PostgreSQL"
     console.print(f"rushgate on http://{host}:{port}  ({where}; API docs at /docs)")
-    uvicorn.run(
-        "rushgate.http.app:factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    with _metrics_dir(settings, workers):
+        uvicorn.run(
+            "rushgate.http.app:factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
+
+
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def _metrics_dir(settings: Settings, workers: int) -> Iterator[None]:
+    """With several workers, give them one fresh directory for their metric files
+    (prometheus-client's multiprocess mode; /metrics adds them up) and remove it when
+    the server exits. One worker keeps its metrics in memory. A directory the operator
+    set in ``PROMETHEUS_MULTIPROC_DIR`` is used as it is, and left in place."""
+    if workers == 1 or os.environ.get(_MULTIPROC_ENV):
+        yield
+        return
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path = tempfile.mkdtemp(prefix="metrics-", dir=settings.data_dir)
+    except OSError:
+        path = tempfile.mkdtemp(prefix="rushgate-metrics-")
+    os.environ[_MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        os.environ.pop(_MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @app.command()

@@ -24,7 +24,7 @@ from rushgate.adapters.security import (
 from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.config import Settings
 from rushgate.domain.clock import Clock, SystemClock
-from rushgate.observability.metrics import RoomGauges
+from rushgate.observability.metrics import NodeGauges, RoomGauges, SectionGauges
 from rushgate.services.admissions import AdmissionsService
 from rushgate.services.auth import AuthService
 from rushgate.services.documents import DocumentService
@@ -60,6 +60,27 @@ def build_mailer(settings: Settings) -> Mailer:
     return SmtpMailer.from_url(settings.smtp_url.get_secret_value(), settings.mail_from)
 
 
+def build_node_gauges(storage: SqlStorage, clock: Clock) -> NodeGauges:
+    relay = storage.outbox_relay()
+    pool = storage.primary.pool
+
+    def pool_usage() -> tuple[int, int]:
+        # QueuePool (PostgreSQL, SQLite files) knows both; other pools report 0.
+        checkedout = getattr(pool, "checkedout", None)
+        size = getattr(pool, "size", None)
+        return (
+            int(checkedout()) if callable(checkedout) else 0,
+            int(size()) if callable(size) else 0,
+        )
+
+    return NodeGauges(
+        outbox_stats=lambda: relay.stats(now=clock.now()),
+        replica_lag=storage.replica_lag_seconds,
+        pool=pool_usage,
+        clock=clock,
+    )
+
+
 @dataclass
 class Container:
     settings: Settings
@@ -80,6 +101,8 @@ class Container:
     feed: RoomFeed
     terms: TermDirectory
     room_gauges: RoomGauges
+    section_gauges: SectionGauges
+    node_gauges: NodeGauges
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -99,6 +122,7 @@ class Container:
         terms = TermDirectory(storage.reads)
         feed = RoomFeed()
         gauges = RoomGauges()
+        section_gauges = SectionGauges()
         tick_seconds = settings.queue_tick_ms / 1000
         waiting_room = WaitingRoomService(
             coordination.store,
@@ -153,6 +177,7 @@ class Container:
                 terms,
                 clock,
                 reconcile_seconds=HINT_RECONCILE_SECONDS,
+                metrics=section_gauges,
             ),
             # On every process, with no lock: claims are leased (see the relay).
             outbox_relay=OutboxRelay(
@@ -167,6 +192,8 @@ class Container:
             feed=feed,
             terms=terms,
             room_gauges=gauges,
+            section_gauges=section_gauges,
+            node_gauges=build_node_gauges(storage, clock),
         )
 
     def start(self) -> None:
@@ -177,6 +204,7 @@ class Container:
             asyncio.create_task(self.admitter.run(), name="admitter"),
             asyncio.create_task(self.hint_keeper.run(), name="seat-hints"),
             asyncio.create_task(self.outbox_relay.run(), name="outbox-relay"),
+            asyncio.create_task(self.node_gauges.run(), name="pool-gauges"),
         ]
 
     async def close(self) -> None:

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from types import FrameType
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from rushgate import __version__
 from rushgate.composition import Container
@@ -18,7 +20,7 @@ from rushgate.config import Settings
 from rushgate.domain.clock import Clock
 from rushgate.http import errors
 from rushgate.http.deps import document_bearer_auth
-from rushgate.http.middleware import BodyLimit, CloseWhileDraining
+from rushgate.http.middleware import BodyLimit, CloseWhileDraining, HttpMetrics
 from rushgate.http.routes import (
     admin,
     admin_admissions,
@@ -30,6 +32,7 @@ from rushgate.http.routes import (
     queue,
     student,
 )
+from rushgate.observability import metrics
 
 
 def create_app(
@@ -38,6 +41,7 @@ def create_app(
     """``own_process``: the app is all this process serves (a server worker, not a test),
     so it may tune process-wide settings such as the garbage collector."""
     container = Container.build(settings, clock)
+    metrics.process_started(__version__)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +55,7 @@ def create_app(
         finally:
             app.state.draining = True
             await container.close()
+            metrics.process_exiting()
 
     app = FastAPI(
         title="rushgate",
@@ -59,6 +64,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.container = container
+    app.state.metrics_registry = metrics.registry()
     errors.install(app, container.storage)
     # The rush's hottest routes first: routes are matched in order.
     for module in (
@@ -83,8 +89,21 @@ def create_app(
     app.add_middleware(
         CloseWhileDraining, draining=lambda: bool(getattr(app.state, "draining", False))
     )
+    # Outermost: every answer is counted, refusals of the middlewares above included.
+    app.add_middleware(
+        HttpMetrics, metrics=metrics.RequestMetrics(), endpoints=lambda: _plain_routes(app)
+    )
     document_bearer_auth(app)
     return app
+
+
+def _plain_routes(app: FastAPI) -> dict[object, str]:
+    """Endpoint -> path template of the app's own Starlette routes (the docs)."""
+    return {
+        route.endpoint: route.path
+        for route in app.router.routes
+        if isinstance(route, Route) and not isinstance(route, APIRoute)
+    }
 
 
 def _settle_garbage_collector() -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rushgate.observability.metrics import UNMATCHED, RequestMetrics
 
 
 class _TooLarge(HTTPException):
@@ -120,3 +123,56 @@ class CloseWhileDraining:
             await send(message)
 
         await self.app(scope, receive, send_closing)
+
+
+class HttpMetrics:
+    """Count every request and time it, labelled by the template of the route that
+    matched (``unmatched`` when none did), never by the raw path. One wrapper around
+    ``send`` to learn the status; nothing else per request.
+
+    The route is what the router left in the scope after the app ran: ``scope["route"]``
+    for the API's routes; FastAPI's router sets only ``scope["endpoint"]`` for plain
+    Starlette routes (``/docs``, ``/openapi.json``), whose templates ``endpoints`` gives
+    (read once, at the first request that needs it)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: RequestMetrics,
+        endpoints: Callable[[], Mapping[object, str]] = dict,
+    ) -> None:
+        self.app = app
+        self.observe = metrics.observe
+        self._endpoints = endpoints
+        self._templates: Mapping[object, str] | None = None
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None:
+            return getattr(route, "path", UNMATCHED)
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return UNMATCHED
+        if self._templates is None:
+            self._templates = self._endpoints()
+        return self._templates.get(endpoint, UNMATCHED)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the server answers when the app raises before responding
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.observe(
+                self._template(scope), scope["method"], status, time.perf_counter() - started
+            )

@@ -10,7 +10,7 @@ import uuid
 
 from rushgate.domain.clock import Clock
 from rushgate.services.ports.locks import ClusterLock, Lease
-from rushgate.services.ports.seat_hints import SeatHints
+from rushgate.services.ports.seat_hints import SeatHints, SectionMetrics
 from rushgate.services.ports.storage import Storage
 from rushgate.services.waiting_room import TermDirectory
 
@@ -40,6 +40,7 @@ class SeatHintKeeper:
         clock: Clock,
         *,
         reconcile_seconds: float,
+        metrics: SectionMetrics | None = None,
     ) -> None:
         self._hints = hints
         self._lock = lock
@@ -48,6 +49,7 @@ class SeatHintKeeper:
         self._terms = terms
         self._clock = clock
         self._reconcile = reconcile_seconds
+        self._metrics = metrics
         self._epoch: str | None = None
         self._rebuilt_at = -math.inf
         self._holding = False
@@ -56,6 +58,8 @@ class SeatHintKeeper:
         stamp = await self._hints.begin_rebuild(term_code)
         sections = await self._storage.reads(fresh=True).catalog(term_code)
         await self._hints.rebuild(term_code, sections, stamp)
+        if self._metrics is not None:
+            self._metrics.observe_sections(term_code, sections)
 
     async def rebuild_open_terms(self) -> None:
         now = self._clock.now()

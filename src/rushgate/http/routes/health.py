@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from rushgate.http.deps import ContainerDep
 from rushgate.http.errors import problem
+from rushgate.observability import metrics
 
 router = APIRouter(tags=["operators"])
 
@@ -44,3 +45,12 @@ async def readyz(request: Request, container: ContainerDep) -> dict[str, object]
         if lag is not None:
             checks["replica"] = {"lag_seconds": round(lag, 3)}
     return {"status": "ready", "checks": checks}
+
+
+@router.get("/metrics", response_class=Response)
+async def prometheus_metrics(request: Request, container: ContainerDep) -> Response:
+    """Prometheus metrics of this node (text exposition format): all its worker
+    processes together when it runs several."""
+    await container.node_gauges.refresh()
+    body = await asyncio.to_thread(metrics.render, request.app.state.metrics_registry)
+    return Response(body, media_type=metrics.CONTENT_TYPE)

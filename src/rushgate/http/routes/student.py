@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
+from rushgate.domain.errors import DomainError
 from rushgate.http.deps import ContainerDep, CurrentUser, StudentUser
 from rushgate.http.errors import ApiError
 from rushgate.http.routes.views import meetings_out, section_out, term_out
@@ -17,6 +18,7 @@ from rushgate.http.schemas import (
     ScheduleOut,
     TermOut,
 )
+from rushgate.observability.metrics import count_enroll_outcome
 
 router = APIRouter(prefix="/api/v1/terms", tags=["students"])
 
@@ -81,13 +83,18 @@ _ENROLL_HEADERS = [
 async def enroll(
     term: str, body: EnrollRequest, request: Request, student: StudentUser
 ) -> Response:
-    result = await student.node.enrollment.enroll(
-        student_pk=student.pk,
-        term_code=term,
-        section_id=body.section_id,
-        idempotency_key=_idempotency_key(request.headers.get("idempotency-key")),
-        admission_token=request.headers.get("x-admission-token"),
-    )
+    try:
+        result = await student.node.enrollment.enroll(
+            student_pk=student.pk,
+            term_code=term,
+            section_id=body.section_id,
+            idempotency_key=_idempotency_key(request.headers.get("idempotency-key")),
+            admission_token=request.headers.get("x-admission-token"),
+        )
+    except DomainError as refusal:
+        count_enroll_outcome(refusal.code)
+        raise
+    count_enroll_outcome("replayed" if result.replayed else result.status.value)
     out = EnrollmentOut(
         section_id=result.section_id,
         status=result.status.value,

@@ -100,3 +100,10 @@ class SeatHints(Protocol):
         """An id that changes whenever the coordination store lost its data (a restart
         without persistence): the caller rebuilds hints when it sees a new one."""
         ...
+
+
+class SectionMetrics(Protocol):
+    """Hooks for per-section gauges, fed by each seat-hint rebuild; the observability
+    layer exports them."""
+
+    def observe_sections(self, term_code: str, sections: Sequence[SectionView]) -> None: ...
