@@ -318,7 +318,8 @@ def seed_demo_command(
 
 cluster_app = typer.Typer(
     no_args_is_help=True,
-    help="The local multi-node stack: PostgreSQL primary + replica, Redis, nginx, N nodes.",
+    help="The local multi-node stack: PostgreSQL primary + replica, Redis, nginx, N nodes,"
+    " Prometheus.",
 )
 app.add_typer(cluster_app, name="cluster")
 ClusterDir = Annotated[
@@ -367,9 +368,13 @@ def cluster_up(
             balance="least_conn" if least_conn else "round_robin",
             nginx_port=port,
             admin=(admin.username, admin.password),
-            progress=lambda step: console.print(f"  starting {step} …"),
+            progress=lambda step: console.print(
+                f"  {step}" if step.startswith("skipping ") else f"  starting {step} …"
+            ),
         )
     console.print(f"rushgate cluster up at {state.url}  (logs: {directory / 'logs'})")
+    if state.prometheus is not None:
+        console.print(f"Prometheus: {state.prometheus.url}")
     if admin.generated:
         password_file = directory / "admin-password"
         password_file.touch(mode=0o600)
@@ -435,6 +440,11 @@ def cluster_status(
     for node in report["nodes"]:
         health = "ready" if node["ready"] else ("alive" if node["alive"] else "DOWN")
         console.print(f"  {node['name']}: {node['url']} pid {node['pid']} {health}")
+    for key in ("node_exporter", "alertmanager", "prometheus"):
+        part = report[key]
+        if part is not None:
+            alive = "alive" if part["alive"] else "DOWN"
+            console.print(f"{key.replace('_', ' ')}: {part['url']} pid {part['pid']} {alive}")
 
 
 @cluster_app.command("restart")

@@ -1,6 +1,7 @@
 """The real stack, as ``rushgate cluster up`` starts it: PostgreSQL primary + streaming
-replica, Redis with AOF, three app nodes (weights 3:3:2), a worker and nginx. One stack
-for the module; ``down`` at the end must leave nothing running."""
+replica, Redis with AOF, three app nodes (weights 3:3:2), a worker, nginx, and node
+exporter, Alertmanager and Prometheus where installed. One stack for the module;
+``down`` at the end must leave nothing running."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import asyncpg
 import httpx
 import pytest
 
-from rushgate.cluster.stack import process_tree
+from rushgate.cluster.stack import MONITORING, process_tree
 from tests.serverproc import HttpPool, cluster_cli
 from tests.support import require_service
 
@@ -74,6 +75,7 @@ def _pids(directory: Path) -> set[int]:
     and nginx workers, PostgreSQL backends and walsenders)."""
     state = json.loads((directory / "cluster.json").read_text())
     pids = [n["pid"] for n in state["nodes"]] + [state["worker"]["pid"]]
+    pids += [state[key]["pid"] for key in MONITORING if state.get(key)]
     for pid_file in ("nginx/nginx.pid", "redis/redis.pid"):
         path = directory / pid_file
         if path.exists():
@@ -602,3 +604,58 @@ async def test_a_primary_restart_is_503s_to_retry_and_loses_nothing(
     assert max(in_db.values()) == 1
     assert set(in_db) == {(s, sid) for s, held in confirmed.items() for sid in held}
     assert off == 0
+
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+TARGETS_TIMEOUT = 60.0
+
+
+def test_prometheus_scrapes_every_node_and_loads_the_rules(stack: Stack) -> None:
+    """Last in the module: after the rolling restart (nodes keep their ports) and the
+    node killed mid-rush, every node's target must be up again."""
+    if not PROMETHEUS.exists():
+        require_service("Prometheus", f"{PROMETHEUS} not installed (scripts/ensure-services)")
+    report = json.loads(cli(stack.directory, "status", "--json").stdout)
+    prometheus = report["prometheus"]
+    assert prometheus is not None, "Prometheus is installed but cluster up did not start it"
+    assert prometheus["alive"], prometheus
+    nodes = {n["name"] for n in report["nodes"]}
+    api = f"{prometheus['url']}/api/v1"
+
+    health: dict[str, str] = {}
+    deadline = time.monotonic() + TARGETS_TIMEOUT
+    while time.monotonic() < deadline:
+        targets = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"]
+        health = {
+            t["labels"]["instance"]: t["health"]
+            for t in targets
+            if t["labels"]["job"] == "rushgate"
+        }
+        if health == dict.fromkeys(nodes, "up"):
+            break
+        time.sleep(1)
+    assert health == dict.fromkeys(nodes, "up"), f"rushgate targets: {health}"
+    up = httpx.get(f"{api}/query", params={"query": 'up{job="rushgate"}'}, timeout=5).json()
+    assert {r["metric"]["instance"]: r["value"][1] for r in up["data"]["result"]} == (
+        dict.fromkeys(nodes, "1")
+    )
+
+    groups = httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
+    alerts = {
+        rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"
+    }
+    assert "SectionOversold" in alerts, sorted(alerts)
+
+    if report["alertmanager"] is not None:
+        assert report["alertmanager"]["alive"]
+        managers: list[dict[str, str]] = []
+        while time.monotonic() < deadline + 10:
+            managers = httpx.get(f"{api}/alertmanagers", timeout=5).json()["data"][
+                "activeAlertmanagers"
+            ]
+            if managers:
+                break
+            time.sleep(1)
+        assert [m["url"] for m in managers] == [f"{report['alertmanager']['url']}/api/v2/alerts"], (
+            managers
+        )

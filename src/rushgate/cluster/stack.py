@@ -1,7 +1,8 @@
 """``rushgate cluster``: the production topology as processes on one machine.
 
 A PostgreSQL primary and a streaming replica, Redis with its append-only file, N app
-nodes, one worker and nginx in front, all on loopback ports, from the machine's own
+nodes, one worker and nginx in front, then (when installed) node exporter, Alertmanager
+and Prometheus scraping every node, all on loopback ports, from the machine's own
 Debian packages. Everything lives in one folder (data, ``logs/``, and ``cluster.json``,
 which records what was started so ``down`` stops exactly that). Start order is
 health-checked: each part must answer before the next one starts.
@@ -28,9 +29,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rushgate.cluster.monitoring import (
+    RETENTION,
+    MonitoringConfigError,
+    Target,
+    render_prometheus_config,
+    write_alertmanager_config,
+)
 from rushgate.cluster.nginx import Upstream, render_nginx_conf, template_dir
 
 STATE_FILE = "cluster.json"
+# The monitoring parts, in start order: State field -> (what to call it, the Debian
+# package's executable).
+MONITORING = {
+    "node_exporter": ("node exporter", "prometheus-node-exporter"),
+    "alertmanager": ("Alertmanager", "prometheus-alertmanager"),
+    "prometheus": ("Prometheus", "prometheus"),
+}
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 KILL_TIMEOUT = 5.0
@@ -68,6 +83,14 @@ class State:
     worker: Node | None = None
     balance: str = "round_robin"
     weights: list[int] = field(default_factory=list)
+    node_exporter: Node | None = None
+    alertmanager: Node | None = None
+    prometheus: Node | None = None
+
+    def monitoring(self) -> list[Node]:
+        """The monitoring parts that were started, in start order."""
+        parts = (self.node_exporter, self.alertmanager, self.prometheus)
+        return [part for part in parts if part is not None]
 
     @property
     def url(self) -> str:
@@ -96,7 +119,8 @@ class State:
             raise ClusterError(f"no cluster is up in {directory} (no {STATE_FILE})")
         raw: dict[str, Any] = json.loads(path.read_text())
         raw["nodes"] = [Node(**n) for n in raw["nodes"]]
-        raw["worker"] = Node(**raw["worker"]) if raw.get("worker") else None
+        for key in ("worker", *MONITORING):
+            raw[key] = Node(**raw[key]) if raw.get(key) else None
         return cls(**raw)
 
 
@@ -358,11 +382,13 @@ def _environment(state: State, directory: Path) -> dict[str, str]:
     return env
 
 
-def _spawn(name: str, args: Sequence[str], env: dict[str, str], logs: Path, port: int) -> Node:
+def _launch(
+    name: str, command: Sequence[str], logs: Path, port: int, env: dict[str, str] | None = None
+) -> Node:
     log = logs / f"{name}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "rushgate.cli", *args],
+            list(command),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -370,6 +396,10 @@ def _spawn(name: str, args: Sequence[str], env: dict[str, str], logs: Path, port
             start_new_session=True,  # its own process group: stop it and its workers
         )
     return Node(name=name, port=port, pid=process.pid, log=str(log))
+
+
+def _spawn(name: str, args: Sequence[str], env: dict[str, str], logs: Path, port: int) -> Node:
+    return _launch(name, [sys.executable, "-m", "rushgate.cli", *args], logs, port, env)
 
 
 def _spawn_node(env: dict[str, str], directory: Path, name: str, port: int) -> Node:
@@ -448,10 +478,97 @@ def up(
         progress(f"nginx on :{state.nginx_port}")
         _start_nginx(state, directory)
         _wait("nginx", lambda: _answers(f"{state.url}/readyz"))
+        _start_monitoring(state, directory, progress)
     except BaseException:
         down(directory)
         raise
     return state
+
+
+def _binary(executable: str) -> str | None:
+    found = shutil.which(executable)
+    if found is None and Path(f"/usr/bin/{executable}").exists():
+        found = f"/usr/bin/{executable}"
+    return found
+
+
+def _wait_started(part: Node, url: str) -> None:
+    """Wait until ``url`` answers; fail at once, with its log's end, if ``part`` exits."""
+
+    def check() -> bool:
+        if not _alive(part.pid):
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(part.pid, os.WNOHANG)
+            tail = Path(part.log).read_text(errors="replace").strip().splitlines()[-5:]
+            raise ClusterError(f"{part.name} exited ({part.log}): " + " | ".join(tail))
+        return _answers(url)
+
+    _wait(f"{part.name} ({part.log})", check)
+
+
+def _start_monitoring(state: State, directory: Path, progress: Callable[[str], None]) -> None:
+    """Node exporter, Alertmanager, then Prometheus, each one whose binary is installed
+    (a missing one is skipped, and said so)."""
+    logs = directory / "logs"
+    binaries: dict[str, str] = {}
+    for key, (label, executable) in MONITORING.items():
+        found = _binary(executable)
+        if found is None:
+            progress(
+                f"skipping {label}: {executable} is not installed"
+                " (sudo ./scripts/ensure-services prometheus)"
+            )
+        else:
+            binaries[key] = found
+    try:
+        if "node_exporter" in binaries:
+            port = free_port()
+            progress(f"node exporter on :{port}")
+            command = [binaries["node_exporter"], f"--web.listen-address=127.0.0.1:{port}"]
+            state.node_exporter = _launch("node-exporter", command, logs, port)
+            state.save()
+            _wait_started(state.node_exporter, f"{state.node_exporter.url}/metrics")
+        if "alertmanager" in binaries:
+            port = free_port()
+            progress(f"Alertmanager on :{port}")
+            home = directory / "alertmanager"
+            conf = write_alertmanager_config(home, os.environ)
+            command = [
+                binaries["alertmanager"],
+                f"--config.file={conf}",
+                f"--storage.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",  # one instance: no gossip port on 0.0.0.0
+            ]
+            state.alertmanager = _launch("alertmanager", command, logs, port)
+            state.save()
+            _wait_started(state.alertmanager, f"{state.alertmanager.url}/-/ready")
+        if "prometheus" in binaries:
+            port = free_port()
+            progress(f"Prometheus on :{port}")
+            home = directory / "prometheus"
+            home.mkdir(parents=True, exist_ok=True)
+            conf = home / "prometheus.yml"
+            conf.write_text(
+                render_prometheus_config(
+                    nodes=[Target(node.name, node.port) for node in state.nodes],
+                    prometheus_port=port,
+                    alertmanager_port=state.alertmanager.port if state.alertmanager else None,
+                    node_exporter_port=(state.node_exporter.port if state.node_exporter else None),
+                )
+            )
+            command = [
+                binaries["prometheus"],
+                f"--config.file={conf}",
+                f"--storage.tsdb.path={home / 'data'}",
+                f"--storage.tsdb.retention.time={RETENTION}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ]
+            state.prometheus = _launch("prometheus", command, logs, port)
+            state.save()
+            _wait_started(state.prometheus, f"{state.prometheus.url}/-/ready")
+    except MonitoringConfigError as exc:
+        raise ClusterError(str(exc)) from exc
 
 
 def _nginx_prefix(directory: Path) -> Path:
@@ -594,6 +711,9 @@ def down(directory: Path) -> list[str]:
         if left:
             survivors[name] = left
 
+    for part in reversed(state.monitoring()):
+        if _alive(part.pid):
+            stopping(part.name, _stop_tree(part.pid, signal.SIGTERM, group=True))
     nginx_pid = _pid_file(_nginx_prefix(directory) / "nginx.pid")
     if nginx_pid is not None and _alive(nginx_pid):
         # SIGQUIT: finish the requests in flight, then the master waits for its workers.
@@ -621,6 +741,13 @@ def down(directory: Path) -> list[str]:
     return stopped
 
 
+def _part_status(part: Node | None) -> dict[str, Any] | None:
+    """A monitoring part as ``status`` reports it; None when it was not started."""
+    if part is None:
+        return None
+    return {"url": part.url, "pid": part.pid, "alive": _alive(part.pid)}
+
+
 def status(directory: Path) -> dict[str, Any]:
     """What is up, as ``status --json`` prints it."""
     state = State.load(directory.resolve())
@@ -644,6 +771,7 @@ def status(directory: Path) -> dict[str, Any]:
             "replica": state.replica_url,
         },
         "redis": state.redis_url,
+        **{key: _part_status(getattr(state, key)) for key in MONITORING},
         "logs": str(Path(state.directory) / "logs"),
     }
 
@@ -665,7 +793,8 @@ def restart_rolling(directory: Path, progress: Callable[[str], None] = lambda _:
 
     nginx's health checks are passive: it would keep sending new requests to a stopping
     node until one failed. So each node leaves nginx's upstream first (a graceful
-    reload), then drains and stops, starts again, and only once ready rejoins."""
+    reload), then drains and stops, starts again, and only once ready rejoins. Each node
+    keeps its port, so Prometheus's targets stay right."""
     directory = directory.resolve()
     state = State.load(directory)
     if len(state.nodes) < 2:
