@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import logging
 import os
 import secrets
 import shutil
@@ -103,6 +105,7 @@ async def _embedded_demo(
     settings: Settings, storage: SqlStorage, hasher: Argon2Hasher, registry: RegistryService
 ) -> list[str]:
     password_file = settings.data_dir / "demo-admin-password"
+    seeded: list[str] = []
     async with storage.unit_of_work() as uow:
         empty = await uow.registry.is_empty()
     if empty:
@@ -113,17 +116,25 @@ async def _embedded_demo(
             password_file.touch(mode=0o600)
             password_file.write_text(password)
         summary = await seed_demo(storage, hasher, SystemClock())
-        console.print(
+        seeded.append(
             f"seeded demo term {summary.term!r}: {summary.sections} sections, "
             f"{summary.students} students"
         )
     if not password_file.exists():
-        return []
+        return seeded
     return [
+        *seeded,
         f"demo admin:   {_DEMO_ADMIN} / {password_file.read_text().strip()}",
         "demo student: s000001, s000002, … / rushgate-demo (term 'demo')",
         "demo admission round 'demo-admissions': applicants sign up at POST /api/v1/applicants",
     ]
+
+
+class LogLevel(enum.StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 @app.command()
@@ -131,12 +142,21 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(help="Least severe log records written (default: RUSHGATE_LOG_LEVEL)."),
+    ] = None,
 ) -> None:
     """Run the service: apply migrations, bootstrap, then serve HTTP."""
     import uvicorn
 
+    from rushgate.composition import configure_process
+
+    if log_level is not None:
+        # The server's worker processes read their settings from the environment.
+        os.environ["RUSHGATE_LOG_LEVEL"] = log_level.value
     settings = _settings()
+    json_logs = configure_process(settings) == "json"
     if workers > 1 and settings.redis_url is None:
         console.print(
             "[red]several workers share the waiting room, seat hints and locks through "
@@ -147,10 +167,9 @@ def serve(
     settings.effective_secret_key()  # create the embedded key before workers race for it
     with _database_errors(settings):
         lines = asyncio.run(_bootstrap(settings))
-    for line in lines:
-        console.print(line)
     where = "embedded SQLite in " + str(settings.data_dir) if settings.embedded else "PostgreSQL"
-    console.print(f"rushgate on http://{host}:{port}  ({where}; API docs at /docs)")
+    for line in [*lines, f"rushgate on http://{host}:{port}  ({where}; API docs at /docs)"]:
+        _announce(line, json_logs)
     with _metrics_dir(settings, workers):
         uvicorn.run(
             "rushgate.http.app:factory",
@@ -158,10 +177,24 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level=log_level,
+            # Logging is ours (observability/logging.py): uvicorn's records go through it,
+            # and the access line is the app's (with route template and request id).
+            log_config=None,
+            log_level=settings.log_level,
             access_log=False,
+            # No "server: uvicorn": it tells an attacker which exploits to try.
+            server_header=False,
             timeout_graceful_shutdown=30,
         )
+
+
+def _announce(line: str, json_logs: bool) -> None:
+    """Tell the operator: on the terminal as it is, or as a log record when the logs are
+    JSON (a log collector then gets JSON lines only)."""
+    if json_logs:
+        logging.getLogger("rushgate.cli").info(line)
+    else:
+        console.print(line)
 
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -196,16 +229,19 @@ def worker() -> None:
     too; a cluster-wide lock each makes one admitter and one keeper work at a time, while
     relays all deliver side by side (each message is leased to one). So a worker is where
     they keep running while app nodes restart."""
+    from rushgate.composition import configure_process
+
     settings = _settings()
     if settings.redis_url is None:
         console.print("[red]a worker coordinates through Redis:[/red] set RUSHGATE_REDIS_URL")
         raise typer.Exit(2)
+    json_logs = configure_process(settings) == "json"
     _migrate(settings)
     with _database_errors(settings):
-        asyncio.run(_work(settings))
+        asyncio.run(_work(settings, json_logs))
 
 
-async def _work(settings: Settings) -> None:
+async def _work(settings: Settings, json_logs: bool) -> None:
     import signal
 
     from rushgate.composition import Container
@@ -216,7 +252,10 @@ async def _work(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     container.start()
-    console.print("rushgate worker running (admitter, seat hints, outbox relay); SIGTERM stops it")
+    _announce(
+        "rushgate worker running (admitter, seat hints, outbox relay); SIGTERM stops it",
+        json_logs,
+    )
     try:
         await stop.wait()
     finally:
@@ -429,7 +468,7 @@ def cluster_status(
     """Where the stack answers and which parts are alive."""
     import json
 
-    from rushgate.cluster.stack import status
+    from rushgate.cluster.stack import MONITORING, status
 
     with _cluster_errors():
         report = status(directory)
@@ -440,7 +479,7 @@ def cluster_status(
     for node in report["nodes"]:
         health = "ready" if node["ready"] else ("alive" if node["alive"] else "DOWN")
         console.print(f"  {node['name']}: {node['url']} pid {node['pid']} {health}")
-    for key in ("node_exporter", "alertmanager", "prometheus"):
+    for key in MONITORING:
         part = report[key]
         if part is not None:
             alive = "alive" if part["alive"] else "DOWN"

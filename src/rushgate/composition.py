@@ -6,10 +6,14 @@ A serving node (``rushgate.http.app``) and a ``rushgate worker`` process build t
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
+from rushgate import __version__
 from rushgate.adapters.files.local import LocalDocumentStore
 from rushgate.adapters.mail.console import ConsoleMailer
 from rushgate.adapters.mail.smtp import SmtpMailer
@@ -24,7 +28,11 @@ from rushgate.adapters.security import (
 from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.config import Settings
 from rushgate.domain.clock import Clock, SystemClock
+from rushgate.observability.errors import close_sentry, init_sentry
+from rushgate.observability.logging import LogFormat
+from rushgate.observability.logging import configure as configure_logging
 from rushgate.observability.metrics import NodeGauges, RoomGauges, SectionGauges
+from rushgate.observability.metrics import time_queries as time_queries_of
 from rushgate.services.admissions import AdmissionsService
 from rushgate.services.auth import AuthService
 from rushgate.services.documents import DocumentService
@@ -40,10 +48,61 @@ from rushgate.workers.admitter import Admitter, database_health
 from rushgate.workers.outbox_relay import OutboxRelay
 from rushgate.workers.seat_hints import SeatHintKeeper
 
+if TYPE_CHECKING:
+    from rushgate.observability.chat import WebhookKind
+
 # Seat hints are rebuilt from the database this often, to heal what a crashed node left.
 HINT_RECONCILE_SECONDS = 30.0
 # How long the link in a sign-up verification mail works.
 VERIFICATION_TTL = timedelta(hours=48)
+
+
+CHAT_HANDLER = "rushgate-chat"
+
+
+def configure_process(settings: Settings) -> LogFormat:
+    """What a process that serves or works sets up once, before anything logs: structured
+    logs, Sentry when a DSN is given, and the chat notifier when a webhook is. Sentry and
+    the notifier flush what they hold when the process exits. Returns the log format
+    chosen (``auto`` resolved)."""
+    chosen_format = configure_logging(
+        fmt=settings.log_format, level=settings.log_level, node=settings.node_name
+    )
+    if settings.sentry_dsn is not None:
+        init_sentry(
+            settings.sentry_dsn.get_secret_value(),
+            release=__version__,
+            environment=settings.sentry_environment,
+            node=settings.node_name,
+            traces_sample_rate=settings.sentry_traces_sample_rate,
+        )
+        atexit.register(close_sentry)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == CHAT_HANDLER:  # configured again (tests): replace it
+            root.removeHandler(handler)
+            handler.close()
+    chosen: list[tuple[WebhookKind, str]] = []
+    if settings.chat_discord_webhook_url is not None:
+        chosen.append(("discord", settings.chat_discord_webhook_url.get_secret_value()))
+    if settings.chat_slack_webhook_url is not None:
+        chosen.append(("slack", settings.chat_slack_webhook_url.get_secret_value()))
+    if not chosen:
+        return chosen_format
+    from rushgate.observability.chat import ChatLogHandler, ChatNotifier, Webhook
+
+    notifier = ChatNotifier(
+        [Webhook(kind, url) for kind, url in chosen],
+        service="rushgate",
+        node=settings.node_name,
+        max_per_minute=settings.chat_max_per_minute,
+        dedupe_seconds=settings.chat_dedupe_seconds,
+    )
+    handler = ChatLogHandler(notifier)
+    handler.set_name(CHAT_HANDLER)
+    root.addHandler(handler)
+    atexit.register(notifier.close)
+    return chosen_format
 
 
 def build_coordination(settings: Settings, clock: Clock) -> Coordination:
@@ -60,7 +119,7 @@ def build_mailer(settings: Settings) -> Mailer:
     return SmtpMailer.from_url(settings.smtp_url.get_secret_value(), settings.mail_from)
 
 
-def build_node_gauges(storage: SqlStorage, clock: Clock) -> NodeGauges:
+def build_node_gauges(storage: SqlStorage, coordination: Coordination, clock: Clock) -> NodeGauges:
     relay = storage.outbox_relay()
     pool = storage.primary.pool
 
@@ -78,7 +137,18 @@ def build_node_gauges(storage: SqlStorage, clock: Clock) -> NodeGauges:
         replica_lag=storage.replica_lag_seconds,
         pool=pool_usage,
         clock=clock,
+        db_ping=storage.ping,
+        redis_ping=None if isinstance(coordination, MemoryCoordination) else coordination.ping,
     )
+
+
+def time_queries(storage: SqlStorage) -> None:
+    """Every engine's statements timed, labelled by the role the engine plays."""
+    time_queries_of(storage.primary.sync_engine, "primary")
+    if storage.primary_reads is not storage.primary:
+        time_queries_of(storage.primary_reads.sync_engine, "primary")
+    if storage.replica is not storage.primary_reads:
+        time_queries_of(storage.replica.sync_engine, "replica")
 
 
 @dataclass
@@ -114,6 +184,7 @@ class Container:
             clock,
             pool_size=settings.database_pool_size,
         )
+        time_queries(storage)
         secret = settings.effective_secret_key()
         hasher = Argon2Hasher(settings.password_hash_cost)
         signer = JwtSigner(secret, clock, timedelta(seconds=settings.token_ttl_seconds))
@@ -193,7 +264,7 @@ class Container:
             terms=terms,
             room_gauges=gauges,
             section_gauges=section_gauges,
-            node_gauges=build_node_gauges(storage, clock),
+            node_gauges=build_node_gauges(storage, coordination, clock),
         )
 
     def start(self) -> None:

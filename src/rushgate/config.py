@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hmac
 import secrets
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -122,6 +123,55 @@ class Settings(BaseSettings):
         "cannot be downloaded through another.",
     )
 
+    node_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="This node in logs, error reports and chat messages. Unset: the host name.",
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="json: one JSON object per line (for Loki and friends); console: for "
+        "people. auto: console on a terminal, else json.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Least severe log records written."
+    )
+    access_log: bool = Field(
+        default=True,
+        description="One log line per request (route template, status, latency, request id).",
+    )
+    sentry_dsn: SecretStr | None = Field(
+        default=None,
+        description="Report unhandled errors to Sentry (no personal data: no bodies, "
+        "cookies, IP addresses or local variables). Unset: no Sentry.",
+    )
+    sentry_environment: str = Field(
+        default="production", min_length=1, max_length=64, description="Sentry environment."
+    )
+    sentry_traces_sample_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of requests traced to Sentry."
+    )
+    chat_discord_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="A Discord webhook told of unhandled errors and critical events "
+        "(rate-limited, deduplicated, no personal data).",
+    )
+    chat_slack_webhook_url: SecretStr | None = Field(
+        default=None, description="A Slack incoming webhook, told the same."
+    )
+    chat_max_per_minute: int = Field(
+        default=6, ge=1, le=60, description="Chat messages a process sends per minute at most."
+    )
+    chat_dedupe_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=86_400,
+        description="The same error or event is told at most once this often (repeats are "
+        "counted in the next message).",
+    )
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if (self.database_url or self.redis_url) and self.secret_key is None:
@@ -140,6 +190,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "set both RUSHGATE_ADMIN_USERNAME and RUSHGATE_ADMIN_PASSWORD, or neither"
             )
+        for name, url in (
+            ("RUSHGATE_CHAT_DISCORD_WEBHOOK_URL", self.chat_discord_webhook_url),
+            ("RUSHGATE_CHAT_SLACK_WEBHOOK_URL", self.chat_slack_webhook_url),
+        ):
+            if url is not None and not url.get_secret_value().startswith(("https://", "http://")):
+                raise ValueError(f"{name} must be an http(s) URL")
         if self.personal_data_key is not None:
             key = self.personal_data_key.get_secret_value()
             try:

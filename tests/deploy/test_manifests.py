@@ -36,6 +36,14 @@ KUBERNETES_VERSION = "1.30"  # the oldest Kubernetes the manifests must still fi
 APP_PORT = 8000
 SERVE = ["rushgate", "serve", "--host", "0.0.0.0", "--port", str(APP_PORT)]
 APP_NODES = ("app1", "app2", "app3")
+# Exporter service -> (Prometheus job, port). Minimal images without a shell: no
+# healthcheck, Prometheus's ``up`` is their health.
+EXPORTERS = {
+    "nginx-exporter": ("nginx", 9113),
+    "postgres-exporter": ("postgres", 9187),
+    "postgres-replica-exporter": ("postgres", 9187),
+    "redis-exporter": ("redis", 9121),
+}
 
 # Files this kit owns: scanned for RUSHGATE_* names and for plaintext secrets.
 KIT_FILES = (
@@ -297,6 +305,7 @@ def test_compose_topology() -> None:
         "migrate",
         *APP_NODES,
         "nginx",
+        *EXPORTERS,
         "prometheus",
         "grafana",
     }
@@ -346,7 +355,7 @@ def test_compose_dependencies_exist_and_healthy_ones_have_healthchecks() -> None
             assert rule["condition"] in conditions
             if rule["condition"] == "service_healthy":
                 assert "healthcheck" in services()[target], f"{target} has no healthcheck"
-        if name != "migrate":
+        if name != "migrate" and name not in EXPORTERS:
             assert "healthcheck" in service, f"{name} has no healthcheck"
 
 
@@ -404,6 +413,50 @@ def test_nginx_prometheus_and_grafana_point_at_the_compose_services() -> None:
     (source,) = load_yaml(grafana)["datasources"]
     assert source["url"] == "http://prometheus:9090"
     assert "9090:9090" in services()["prometheus"]["ports"][0]
+
+
+def test_prometheus_scrapes_the_compose_exporters_and_they_watch_the_right_servers() -> None:
+    prometheus = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    scraped = {
+        (job["job_name"], target)
+        for job in prometheus["scrape_configs"]
+        for config in job["static_configs"]
+        for target in config["targets"]
+    }
+    for name, (job, port) in EXPORTERS.items():
+        assert (job, f"{name}:{port}") in scraped, f"Prometheus does not scrape {name}"
+        assert services()[name]["expose"] == [str(port)], name
+        assert "ports" not in services()[name], f"{name}: only the compose network needs it"
+    roles = {
+        config["targets"][0]: config["labels"]["role"]
+        for job in prometheus["scrape_configs"]
+        if job["job_name"] == "postgres"
+        for config in job["static_configs"]
+    }
+    assert roles == {
+        "postgres-exporter:9187": "primary",
+        "postgres-replica-exporter:9187": "replica",
+    }
+
+    for name, server in (
+        ("postgres-exporter", "postgres"),
+        ("postgres-replica-exporter", "postgres-replica"),
+    ):
+        dsn = services()[name]["environment"]["DATA_SOURCE_NAME"]
+        assert f"@{server}:5432/rushgate" in dsn, name
+        assert services()[name]["depends_on"] == {server: {"condition": "service_healthy"}}
+    assert services()["redis-exporter"]["environment"]["REDIS_ADDR"] == "redis://redis:6379"
+
+    # stub_status: a listener of its own on 8081, not published, not the public server's.
+    nginx = (DEPLOY / "compose" / "nginx.conf").read_text()
+    directives = "\n".join(line.split("#", 1)[0] for line in nginx.splitlines())
+    public, _, status = directives.partition("listen 8081;")
+    assert "stub_status" not in public
+    assert "location = /nginx_status" in status
+    assert "deny all;" in status.split("location = /nginx_status", 1)[1].split("}", 1)[0]
+    assert services()["nginx"]["ports"] == ["8080:80"]
+    command = services()["nginx-exporter"]["command"]
+    assert "-nginx.scrape-uri=http://nginx:8081/nginx_status" in command
 
 
 # --- Dockerfile ----------------------------------------------------------------------------

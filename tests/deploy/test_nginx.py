@@ -446,6 +446,42 @@ def test_a_node_refusing_connections_is_skipped(tmp_path: Path) -> None:
         assert "connect() failed" in nginx.error_log()
 
 
+def test_stub_status_is_served_on_its_own_loopback_listener_only(tmp_path: Path) -> None:
+    status_port = free_port()
+    with (
+        nodes(Node("app")) as (app,),
+        running_nginx(
+            tmp_path / "nginx",
+            upstreams=[Upstream("127.0.0.1", app.port)],
+            status_port=status_port,
+        ) as nginx,
+        nginx.client() as client,
+    ):
+        status = httpx.get(f"http://127.0.0.1:{status_port}/nginx_status", timeout=TIMEOUT)
+        assert status.status_code == 200
+        assert status.text.startswith("Active connections:")
+        other = httpx.get(f"http://127.0.0.1:{status_port}/", timeout=TIMEOUT)
+        assert other.status_code == 404
+        # The public listener knows nothing of it: the path goes to the app like any other.
+        public = client.get("/nginx_status")
+        assert "Active connections" not in public.text
+        assert public.json()["node"] == "app"
+    conf = (tmp_path / "nginx" / "nginx.conf").read_text()
+    assert f"listen 127.0.0.1:{status_port};" in conf
+    assert "deny all;" in conf.split("location = /nginx_status", 1)[1].split("}", 1)[0]
+
+
+def test_without_a_status_port_there_is_no_stub_status(tmp_path: Path) -> None:
+    text = render_nginx_conf(
+        listen_host="127.0.0.1",
+        listen_port=18080,
+        upstreams=[Upstream("127.0.0.1", 18001)],
+        prefix=tmp_path,
+    )
+    directives = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    assert "stub_status" not in directives
+
+
 def test_a_post_the_node_received_is_never_sent_to_another(tmp_path: Path) -> None:
     # max_fails=0: the dropping node is never taken out, so it keeps getting its turn.
     with (

@@ -7,7 +7,10 @@ come from ``scripts/ensure-services prometheus``: without them these tests are s
 locally and fail in CI. The rest needs no tool: every alert carries a severity, a summary
 and a runbook that exists, every alert has a firing and a quiet unit test, every runbook
 is linked, the dashboards are Grafana JSON, and every ``rushgate_*`` series the rules and
-dashboards read is one the app exports (``EXPORTED_METRICS``).
+dashboards read is one the app exports (``EXPORTED_METRICS``). The exporters' series
+(``pg_*``, ``redis_*``, ``nginx_*``, ``node_*``) cannot be known without running them:
+``exporter_series()`` lists them and ``tests/e2e/test_cluster.py`` checks each against the
+real exporters' output in the running stack.
 """
 
 from __future__ import annotations
@@ -63,6 +66,14 @@ EXPORTED_METRICS = _exported_metrics()
 
 # A rushgate_* name that is not part of a recording rule's level:name:operation.
 APP_METRIC = re.compile(r"(?<![\w:])(rushgate_[A-Za-z0-9_]+)(?![\w:])")
+# The same for the exporters' series, by their prefixes.
+EXPORTER_PREFIXES = ("nginx_", "pg_", "redis_", "node_")
+EXPORTER_METRIC = re.compile(r"(?<![\w:])((?:nginx|pg|redis|node)_[A-Za-z0-9_]+)(?![\w:])")
+# name{matchers}: the selector of one series, and each label matcher in it.
+SELECTOR = re.compile(r"(?<![\w:])([A-Za-z_][A-Za-z0-9_]*)\{([^}]*)\}")
+MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+# Labels Prometheus adds from the scrape config, not the exporter: nothing to check there.
+TARGET_LABELS = {"job", "instance", "role"}
 RECORDED = re.compile(r"(?<![\w:])([a-z_]+:[A-Za-z0-9_]+:[A-Za-z0-9_]+)")
 
 
@@ -326,6 +337,44 @@ def test_rules_and_dashboards_read_only_metrics_the_app_exports() -> None:
     assert not unknown, f"not exported by the app: {unknown}"
     # The kit really reads the app's metrics (the regex is not silently matching nothing).
     assert {"rushgate_http_requests_total", "rushgate_section_enrolled"} <= set(used)
+
+
+def exporter_series() -> dict[str, str]:
+    """Every exporter series the rules and dashboards read: name -> where it is first used."""
+    used: dict[str, str] = {}
+    for where, expr in [*rule_exprs(), *dashboard_exprs()]:
+        for name in EXPORTER_METRIC.findall(expr):
+            used.setdefault(name, where)
+    return used
+
+
+def exporter_label_matchers() -> list[tuple[str, str, str, str]]:
+    """(where, series, label, value) of every ``label="value"`` or ``label=~"regex"``
+    the rules and dashboards put on an exporter series, for labels the exporter itself
+    sets (not job, instance, role) and values without a Grafana variable. ``=~`` values
+    come back as ``~regex``."""
+    found = []
+    for where, expr in [*rule_exprs(), *dashboard_exprs()]:
+        for name, matchers in SELECTOR.findall(expr):
+            if not name.startswith(EXPORTER_PREFIXES):
+                continue
+            for label, op, value in MATCHER.findall(matchers):
+                if label in TARGET_LABELS or "$" in value or op not in ("=", "=~"):
+                    continue
+                found.append((where, name, label, value if op == "=" else f"~{value}"))
+    return found
+
+
+def test_the_exporter_series_are_found_in_the_rules_and_dashboards() -> None:
+    """The regexes really match (the cluster test would otherwise check nothing)."""
+    used = exporter_series()
+    for name in ("pg_up", "redis_up", "nginx_up", "node_cpu_seconds_total"):
+        assert name in used, name
+    assert "pg_stat_database_xact_commit" in used
+    assert ("pg_stat_database_xact_commit", "datname", "rushgate") in {
+        (name, label, value) for _, name, label, value in exporter_label_matchers()
+    }
+    assert not [name for name in used if name.endswith("_")], used
 
 
 # --- Grafana -------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The real stack, as ``rushgate cluster up`` starts it: PostgreSQL primary + streaming
-replica, Redis with AOF, three app nodes (weights 3:3:2), a worker, nginx, and node
-exporter, Alertmanager and Prometheus where installed. One stack for the module;
-``down`` at the end must leave nothing running."""
+replica, Redis with AOF, three app nodes (weights 3:3:2), a worker, nginx, and the node,
+nginx, PostgreSQL and Redis exporters, Alertmanager and Prometheus where installed (in CI
+they must be). One stack for the module; ``down`` at the end must leave nothing
+running."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -26,9 +28,14 @@ import asyncpg
 import httpx
 import pytest
 
-from rushgate.cluster.stack import MONITORING, process_tree
+from rushgate.cluster.stack import EXPORTER_TARGETS, MONITORING, process_tree
+from tests.deploy.test_observability import (
+    EXPORTER_PREFIXES,
+    exporter_label_matchers,
+    exporter_series,
+)
 from tests.serverproc import HttpPool, cluster_cli
-from tests.support import require_service
+from tests.support import IN_CI, require_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -225,6 +232,34 @@ def test_status_names_the_front_door_and_every_node(stack: Stack) -> None:
     ready = httpx.get(f"{stack.url}/readyz", timeout=5).json()
     assert ready["status"] == "ready"
     assert 0 <= ready["checks"]["replica"]["lag_seconds"] < 5  # exported, and streaming
+
+
+def test_nginx_request_ids_reach_the_nodes_logs_and_the_client(stack: Stack) -> None:
+    """nginx names every request (a client cannot pick the name); the node that served it
+    logs that name on its JSON access line and returns it."""
+    forged = "f" * 32
+    with httpx.Client(base_url=stack.url, timeout=5) as client:
+        responses = [client.get("/healthz", headers={"X-Request-ID": forged}) for _ in range(6)]
+    ids = [r.headers["x-request-id"] for r in responses]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids), ids
+    assert forged not in ids
+    assert len(set(ids)) == len(ids)
+    deadline = time.monotonic() + 10
+    while True:
+        logged: dict[str, dict[str, Any]] = {}
+        for n in (1, 2, 3):
+            for line in (stack.directory / "logs" / f"node{n}.log").read_text().splitlines():
+                if line.startswith("{") and '"request_id"' in line:
+                    record = json.loads(line)
+                    if record.get("logger") == "rushgate.access":
+                        logged[record["request_id"]] = record
+        if all(rid in logged for rid in ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for rid in ids:
+        assert rid in logged, rid
+        assert logged[rid]["route"] == "/healthz"
+        assert logged[rid]["node"] in {"node1", "node2", "node3"}
 
 
 def pg_ctl(stack: Stack, role: str, *args: str) -> None:
@@ -608,11 +643,29 @@ async def test_a_primary_restart_is_503s_to_retry_and_loses_nothing(
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 TARGETS_TIMEOUT = 60.0
+# What each exporter's own *_up says: it reaches the server it watches.
+EXPORTER_UP = {"nginx": "nginx_up", "postgres": "pg_up", "redis": "redis_up"}
 
 
-def test_prometheus_scrapes_every_node_and_loads_the_rules(stack: Stack) -> None:
-    """Last in the module: after the rolling restart (nodes keep their ports) and the
-    node killed mid-rush, every node's target must be up again."""
+def _installed(key: str) -> bool:
+    """Whether the monitoring part ``key``'s Debian binary is here (as ``cluster up``
+    looks for it)."""
+    executable = MONITORING[key][1]
+    return bool(shutil.which(executable)) or Path("/usr/bin", executable).exists()
+
+
+def _installed_exporters() -> list[str]:
+    """The exporters ``cluster up`` must have started; in CI every one of them."""
+    missing = [MONITORING[key][1] for key in EXPORTER_TARGETS if not _installed(key)]
+    if missing and IN_CI:
+        pytest.fail(f"not installed: {', '.join(sorted(set(missing)))}", pytrace=False)
+    return [key for key in EXPORTER_TARGETS if _installed(key)]
+
+
+def test_prometheus_scrapes_every_node_and_exporter_and_loads_the_rules(stack: Stack) -> None:
+    """Last in the module but one: after the rolling restart (nodes keep their ports), the
+    node killed mid-rush and the primary's restart, every node's target and every
+    exporter's must be up again, and each exporter must reach its server."""
     if not PROMETHEUS.exists():
         require_service("Prometheus", f"{PROMETHEUS} not installed (scripts/ensure-services)")
     report = json.loads(cli(stack.directory, "status", "--json").stdout)
@@ -620,25 +673,54 @@ def test_prometheus_scrapes_every_node_and_loads_the_rules(stack: Stack) -> None
     assert prometheus is not None, "Prometheus is installed but cluster up did not start it"
     assert prometheus["alive"], prometheus
     nodes = {n["name"] for n in report["nodes"]}
+    exporters = _installed_exporters()
+    for key in exporters:
+        assert report[key] is not None, f"{key} is installed but cluster up did not start it"
+        assert report[key]["alive"], (key, report[key])
     api = f"{prometheus['url']}/api/v1"
+    wanted = {("rushgate", node): "up" for node in nodes}
+    wanted |= {EXPORTER_TARGETS[key][:2]: "up" for key in exporters}
 
-    health: dict[str, str] = {}
+    health: dict[tuple[str, str], str] = {}
     deadline = time.monotonic() + TARGETS_TIMEOUT
     while time.monotonic() < deadline:
         targets = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"]
         health = {
-            t["labels"]["instance"]: t["health"]
+            (t["labels"]["job"], t["labels"]["instance"]): t["health"]
             for t in targets
-            if t["labels"]["job"] == "rushgate"
+            if t["labels"]["job"] in {"rushgate", *EXPORTER_UP}
         }
-        if health == dict.fromkeys(nodes, "up"):
+        if health == wanted:
             break
         time.sleep(1)
-    assert health == dict.fromkeys(nodes, "up"), f"rushgate targets: {health}"
+    assert health == wanted, f"targets: {health}"
     up = httpx.get(f"{api}/query", params={"query": 'up{job="rushgate"}'}, timeout=5).json()
     assert {r["metric"]["instance"]: r["value"][1] for r in up["data"]["result"]} == (
         dict.fromkeys(nodes, "1")
     )
+
+    # Answering is not enough: pg_up, redis_up and nginx_up say the server is reached.
+    expected = {EXPORTER_TARGETS[key][:2]: "1" for key in exporters}
+    reached: dict[tuple[str, str], str] = {}
+    query = " or ".join(EXPORTER_UP.values())
+    while time.monotonic() < deadline + 30:
+        result = httpx.get(f"{api}/query", params={"query": query}, timeout=5).json()
+        reached = {
+            (r["metric"]["job"], r["metric"]["instance"]): r["value"][1]
+            for r in result["data"]["result"]
+        }
+        if reached == expected:
+            break
+        time.sleep(1)
+    assert reached == expected, reached
+    postgres = httpx.get(f"{api}/query", params={"query": "pg_up"}, timeout=5).json()
+    roles = {r["metric"]["instance"]: r["metric"].get("role") for r in postgres["data"]["result"]}
+    expected_roles = {
+        instance: role
+        for key, (job, instance, role) in EXPORTER_TARGETS.items()
+        if job == "postgres" and key in exporters
+    }
+    assert roles == expected_roles
 
     groups = httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
     alerts = {
@@ -659,3 +741,56 @@ def test_prometheus_scrapes_every_node_and_loads_the_rules(stack: Stack) -> None
         assert [m["url"] for m in managers] == [f"{report['alertmanager']['url']}/api/v2/alerts"], (
             managers
         )
+
+
+SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s")
+SAMPLE_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def _exposition(url: str) -> dict[str, list[dict[str, str]]]:
+    """One scrape of ``url``: series name -> the label sets of its samples."""
+    text = httpx.get(url, timeout=10).text
+    series: dict[str, list[dict[str, str]]] = {}
+    for line in text.splitlines():
+        match = SAMPLE.match(line)
+        if match and not line.startswith("#"):
+            labels = dict(SAMPLE_LABEL.findall(match.group(2) or ""))
+            series.setdefault(match.group(1), []).append(labels)
+    return series
+
+
+def test_every_exporter_series_of_the_dashboards_and_rules_is_really_exported(
+    stack: Stack,
+) -> None:
+    """Scrape the running exporters (primary and replica alike: pg_stat_replication is
+    only on the primary) and look up each ``pg_*``, ``redis_*``, ``nginx_*`` and
+    ``node_*`` series the dashboards and rules read, and each ``label="value"`` they put
+    on one, in what the exporters really serve."""
+    exporters = _installed_exporters()
+    if len(exporters) < len(EXPORTER_TARGETS) or not _installed("node_exporter"):
+        require_service("the exporters", "not all installed (scripts/ensure-services prometheus)")
+    keys = ["node_exporter", *exporters]
+    report = json.loads(cli(stack.directory, "status", "--json").stdout)
+    served: dict[str, list[dict[str, str]]] = {}
+    for key in keys:
+        assert report[key] is not None, f"{key} is installed but cluster up did not start it"
+        for name, samples in _exposition(f"{report[key]['url']}/metrics").items():
+            served.setdefault(name, []).extend(samples)
+    assert {"pg_up", "redis_up", "nginx_up", "node_load1"} <= set(served)
+
+    used = exporter_series()
+    assert all(name.startswith(EXPORTER_PREFIXES) for name in used)
+    missing = {name: where for name, where in used.items() if name not in served}
+    assert not missing, f"read by the dashboards or rules, not exported: {missing}"
+    unmatched = []
+    for where, name, label, value in exporter_label_matchers():
+        values = {sample.get(label) for sample in served[name]}
+        if value.startswith("~"):
+            ok = any(v is not None and re.fullmatch(value[1:], v) for v in values)
+        else:
+            ok = value in values
+        if not ok:
+            unmatched.append(
+                f"{where}: {name}{{{label}={value!r}}} (has {sorted(map(str, values))})"
+            )
+    assert not unmatched, unmatched

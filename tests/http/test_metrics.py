@@ -98,6 +98,20 @@ async def test_node_gauges_and_build_info(client: httpx.AsyncClient) -> None:
     ):
         assert metrics.has(name), name
     assert metrics.value("rushgate_db_pool_size") > 0
+    assert 0 < metrics.value("rushgate_db_ping_seconds") < 5
+
+
+async def test_database_statements_are_timed(seeded: Api) -> None:
+    client = seeded.client
+    await seeded.headers("s1")
+    before = await scrape(client)
+    assert (await seeded.enroll("s1", "ART100-01")).status_code == 201
+    after = await scrape(client)
+    count = "rushgate_db_query_duration_seconds_count"
+    statements = after.value(count, engine="primary") - before.value(count, engine="primary")
+    assert statements >= 2  # an enroll reads and writes
+    total = "rushgate_db_query_duration_seconds_sum"
+    assert after.value(total, engine="primary") > before.value(total, engine="primary")
 
 
 async def test_section_gauges_follow_the_seat_hint_rebuild(

@@ -129,6 +129,9 @@ async def test_one_scrape_counts_every_worker_once_and_survives_a_worker_restart
                 value(await scrape(http), "rushgate_http_requests_total", **HEALTHZ) == start + sent
             )
 
+        # This node coordinates through a real Redis: its round trip is measured.
+        assert 0 < value(await scrape(http), "rushgate_redis_ping_seconds") < 5
+
         # Pool gauges are per process, summed over the live ones.
         pool_before = value(await scrape(http), "rushgate_db_pool_size")
         live_before = live_gauge_pids(server)

@@ -1,5 +1,6 @@
-"""Prometheus, Alertmanager and node exporter for ``rushgate cluster``: their configs,
-rendered from ``deploy/prometheus/`` and ``deploy/alertmanager/`` for loopback ports.
+"""Prometheus, Alertmanager and the exporters (node, nginx, PostgreSQL, Redis) for
+``rushgate cluster``: their configs, rendered from ``deploy/prometheus/`` and
+``deploy/alertmanager/`` for loopback ports.
 
 Alertmanager's receivers get harmless webhook URLs (a closed loopback port: notifications
 fail and are logged, nothing leaves the machine) unless the operator names real ones in
@@ -40,6 +41,19 @@ class Target:
     port: int
 
 
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    """One exporter to scrape: ``job`` as the rules and dashboards select on it (``nginx``,
+    ``postgres``, ``redis``), ``instance`` the part of the cluster it watches, and for
+    PostgreSQL the server's ``role`` (``primary`` or ``replica``, as in
+    ``deploy/prometheus/prometheus.yml``)."""
+
+    job: str
+    instance: str
+    port: int
+    role: str | None = None
+
+
 def deploy_dir() -> Path:
     """``deploy/`` of the source checkout this package runs from."""
     return Path(__file__).resolve().parents[3] / "deploy"
@@ -65,10 +79,12 @@ def render_prometheus_config(
     prometheus_port: int,
     alertmanager_port: int | None,
     node_exporter_port: int | None,
+    exporters: Sequence[Exporter] = (),
 ) -> str:
     """Prometheus's config (JSON, which is YAML): every app node as job ``rushgate``
-    (``instance`` its node name), node exporter, Alertmanager and Prometheus itself; the
-    rules of ``deploy/prometheus/rules/`` by absolute path."""
+    (``instance`` its node name), node exporter, the ``exporters`` (one job each of
+    ``nginx``, ``postgres``, ``redis`` that has any), Alertmanager and Prometheus itself;
+    the rules of ``deploy/prometheus/rules/`` by absolute path."""
     scrape: list[dict[str, object]] = [
         {
             "job_name": "rushgate",
@@ -78,6 +94,13 @@ def render_prometheus_config(
     ]
     if node_exporter_port is not None:
         scrape.append({"job_name": "node", "static_configs": [_static(node_exporter_port)]})
+    jobs: dict[str, list[dict[str, object]]] = {}
+    for exporter in exporters:
+        labels = {"instance": exporter.instance}
+        if exporter.role is not None:
+            labels["role"] = exporter.role
+        jobs.setdefault(exporter.job, []).append(_static(exporter.port, labels))
+    scrape += [{"job_name": job, "static_configs": configs} for job, configs in jobs.items()]
     scrape.append({"job_name": "prometheus", "static_configs": [_static(prometheus_port)]})
     config: dict[str, object] = {
         "global": {

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Literal
 
 TEMPLATE_NAME = "rushgate.conf.template"
+# stub_status tells anyone who asks how busy nginx is: it listens on loopback only.
+STATUS_HOST = "127.0.0.1"
+STATUS_PATH = "/nginx_status"
 _PLACEHOLDER = re.compile(r"@@[A-Z_]+@@")
 _HOST = re.compile(r"^(\*|[A-Za-z0-9.\-]+|\[?[0-9A-Fa-f:.]+\]?)$")
 _SIZE = re.compile(r"^[0-9]+[kKmMgG]?$")
@@ -73,6 +76,7 @@ def render_nginx_conf(
     max_fails: int = 3,
     fail_timeout_seconds: int = 10,
     worker_user: str | None = None,
+    status_port: int | None = None,
 ) -> str:
     """The complete nginx configuration as text.
 
@@ -85,6 +89,8 @@ def render_nginx_conf(
     ``worker_user``: the ``user`` directive; by default none, except that a root master
     gets ``user root`` when the unprivileged default (``nobody``) could not reach
     ``prefix`` or ``errors_dir`` (e.g. under a 0700 temporary directory).
+    ``status_port``: a loopback-only server on ``127.0.0.1:<status_port>`` answering
+    ``/nginx_status`` (``stub_status``) for the nginx exporter; without it there is none.
     """
     if not upstreams:
         raise NginxConfigError("at least one upstream is needed")
@@ -125,6 +131,25 @@ def render_nginx_conf(
             "        ssl_session_tickets off;",
         ]
 
+    status_server = ["    # (no status listener: render with status_port=)"]
+    if status_port is not None:
+        status_server = [
+            "    server {",
+            f"        listen {_address(STATUS_HOST, status_port)};",
+            "        server_name _;",
+            "        access_log off;",
+            f"        location = {STATUS_PATH} {{",
+            "            allow 127.0.0.1;",
+            "            allow ::1;",
+            "            deny all;",
+            "            stub_status;",
+            "        }",
+            "        location / {",
+            "            return 404;",
+            "        }",
+            "    }",
+        ]
+
     values = {
         "WORKER_USER": _worker_user(worker_user, prefix, errors),
         "PREFIX": _path(prefix),
@@ -142,6 +167,7 @@ def render_nginx_conf(
         "LISTEN": "\n".join(listen),
         "TLS": "\n".join(tls_lines),
         "NEXT_UPSTREAM_TRIES": str(min(len(upstreams), 3)),
+        "STATUS_SERVER": "\n".join(status_server),
     }
     template = (template_dir() / TEMPLATE_NAME).read_text(encoding="utf-8")
     text = _PLACEHOLDER.sub(lambda m: _lookup(values, m.group(0)[2:-2]), template)

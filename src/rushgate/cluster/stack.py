@@ -1,11 +1,12 @@
 """``rushgate cluster``: the production topology as processes on one machine.
 
 A PostgreSQL primary and a streaming replica, Redis with its append-only file, N app
-nodes, one worker and nginx in front, then (when installed) node exporter, Alertmanager
-and Prometheus scraping every node, all on loopback ports, from the machine's own
-Debian packages. Everything lives in one folder (data, ``logs/``, and ``cluster.json``,
-which records what was started so ``down`` stops exactly that). Start order is
-health-checked: each part must answer before the next one starts.
+nodes, one worker and nginx in front, then (when installed) the node, nginx, PostgreSQL
+(primary and replica) and Redis exporters, Alertmanager and Prometheus scraping every
+node and exporter, all on loopback ports, from the machine's own Debian packages.
+Everything lives in one folder (data, ``logs/``, and ``cluster.json``, which records
+what was started so ``down`` stops exactly that). Start order is health-checked: each
+part must answer before the next one starts.
 
 PostgreSQL refuses to run as root; when run as root the database processes run as the
 ``postgres`` user.
@@ -31,20 +32,36 @@ from typing import Any, Literal
 
 from rushgate.cluster.monitoring import (
     RETENTION,
+    Exporter,
     MonitoringConfigError,
     Target,
     render_prometheus_config,
     write_alertmanager_config,
 )
-from rushgate.cluster.nginx import Upstream, render_nginx_conf, template_dir
+from rushgate.cluster.nginx import STATUS_PATH, Upstream, render_nginx_conf, template_dir
 
 STATE_FILE = "cluster.json"
 # The monitoring parts, in start order: State field -> (what to call it, the Debian
 # package's executable).
 MONITORING = {
     "node_exporter": ("node exporter", "prometheus-node-exporter"),
+    "nginx_exporter": ("nginx exporter", "prometheus-nginx-exporter"),
+    "postgres_exporter": ("PostgreSQL exporter (primary)", "prometheus-postgres-exporter"),
+    "postgres_replica_exporter": (
+        "PostgreSQL exporter (replica)",
+        "prometheus-postgres-exporter",
+    ),
+    "redis_exporter": ("Redis exporter", "prometheus-redis-exporter"),
     "alertmanager": ("Alertmanager", "prometheus-alertmanager"),
     "prometheus": ("Prometheus", "prometheus"),
+}
+# The exporters as Prometheus scrapes them: State field -> (job, instance, PostgreSQL role),
+# the job names of deploy/prometheus/prometheus.yml, which the rules and dashboards use.
+EXPORTER_TARGETS: dict[str, tuple[str, str, str | None]] = {
+    "nginx_exporter": ("nginx", "nginx", None),
+    "postgres_exporter": ("postgres", "postgres-primary", "primary"),
+    "postgres_replica_exporter": ("postgres", "postgres-replica", "replica"),
+    "redis_exporter": ("redis", "redis", None),
 }
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -83,14 +100,24 @@ class State:
     worker: Node | None = None
     balance: str = "round_robin"
     weights: list[int] = field(default_factory=list)
+    # nginx's loopback-only stub_status listener (0: a state written before it existed).
+    nginx_status_port: int = 0
     node_exporter: Node | None = None
+    nginx_exporter: Node | None = None
+    postgres_exporter: Node | None = None
+    postgres_replica_exporter: Node | None = None
+    redis_exporter: Node | None = None
     alertmanager: Node | None = None
     prometheus: Node | None = None
 
     def monitoring(self) -> list[Node]:
         """The monitoring parts that were started, in start order."""
-        parts = (self.node_exporter, self.alertmanager, self.prometheus)
+        parts: list[Node | None] = [getattr(self, key) for key in MONITORING]
         return [part for part in parts if part is not None]
+
+    @property
+    def nginx_status_url(self) -> str:
+        return f"http://127.0.0.1:{self.nginx_status_port}{STATUS_PATH}"
 
     @property
     def url(self) -> str:
@@ -403,8 +430,9 @@ def _spawn(name: str, args: Sequence[str], env: dict[str, str], logs: Path, port
 
 
 def _spawn_node(env: dict[str, str], directory: Path, name: str, port: int) -> Node:
-    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    return _spawn(name, args, env, directory / "logs", port)
+    # Logs at info: one JSON access line per request, with nginx's request id.
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    return _spawn(name, args, {**env, "RUSHGATE_NODE_NAME": name}, directory / "logs", port)
 
 
 def _wait_ready(node: Node) -> None:
@@ -451,6 +479,7 @@ def up(
         redis_port=free_port(),
         balance=balance,
         weights=weights,
+        nginx_status_port=free_port(),
     )
     state.save()  # from here on, ``down`` can clean up whatever got started
     try:
@@ -473,7 +502,9 @@ def up(
             state.save()  # before the wait: a node that never gets ready is still stopped
             _wait_ready(node)
         progress("worker")
-        state.worker = _spawn("worker", ["worker"], env, logs, 0)
+        state.worker = _spawn(
+            "worker", ["worker"], {**env, "RUSHGATE_NODE_NAME": "worker"}, logs, 0
+        )
         state.save()
         progress(f"nginx on :{state.nginx_port}")
         _start_nginx(state, directory)
@@ -506,9 +537,68 @@ def _wait_started(part: Node, url: str) -> None:
     _wait(f"{part.name} ({part.log})", check)
 
 
+def _metrics_show(url: str, series: str) -> bool:
+    """Whether the exposition at ``url`` has the unlabelled ``series`` at value 1."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            text = response.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError):
+        return False
+    return any(line.split() == [series, "1"] for line in text.splitlines())
+
+
+def _exporter_environment(**settings: str) -> dict[str, str]:
+    """Only ``PATH`` and ``settings``: the exporters take defaults from variables such as
+    ``REDIS_PASSWORD``, ``NGINX_PLUS`` or ``DATA_SOURCE_USER``, and the caller's must not
+    point them elsewhere."""
+    return {"PATH": os.environ.get("PATH", os.defpath), **settings}
+
+
+def _start_part(
+    state: State,
+    key: str,
+    command: Sequence[str],
+    *,
+    port: int,
+    ready_path: str,
+    logs: Path,
+    progress: Callable[[str], None],
+    env: dict[str, str] | None = None,
+) -> Node:
+    """Launch the monitoring part ``key``, record it (so ``down`` stops it even if it never
+    answers), and wait until ``ready_path`` answers."""
+    progress(f"{MONITORING[key][0]} on :{port}")
+    part = _launch(key.replace("_", "-"), command, logs, port, env)
+    setattr(state, key, part)
+    state.save()
+    _wait_started(part, f"{part.url}{ready_path}")
+    return part
+
+
+def _start_exporter(
+    state: State,
+    key: str,
+    command: Sequence[str],
+    *,
+    port: int,
+    up_series: str,
+    logs: Path,
+    progress: Callable[[str], None],
+    env: dict[str, str],
+) -> None:
+    """An exporter answers ``/metrics`` even when it cannot reach what it watches; wait
+    until its ``up_series`` says it does, so a wrong address fails ``up`` here."""
+    part = _start_part(
+        state, key, command, port=port, ready_path="/metrics", logs=logs, progress=progress, env=env
+    )
+    what = f"{part.name} ({part.log}): {up_series} never became 1"
+    _wait(what, lambda: _metrics_show(f"{part.url}/metrics", up_series))
+
+
 def _start_monitoring(state: State, directory: Path, progress: Callable[[str], None]) -> None:
-    """Node exporter, Alertmanager, then Prometheus, each one whose binary is installed
-    (a missing one is skipped, and said so)."""
+    """Node exporter, the nginx, PostgreSQL (primary, replica) and Redis exporters,
+    Alertmanager, then Prometheus, each one whose binary is installed (a missing one is
+    skipped, and said so)."""
     logs = directory / "logs"
     binaries: dict[str, str] = {}
     for key, (label, executable) in MONITORING.items():
@@ -520,32 +610,101 @@ def _start_monitoring(state: State, directory: Path, progress: Callable[[str], N
             )
         else:
             binaries[key] = found
+
+    def listen(port: int) -> str:
+        return f"127.0.0.1:{port}"
+
     try:
         if "node_exporter" in binaries:
             port = free_port()
-            progress(f"node exporter on :{port}")
-            command = [binaries["node_exporter"], f"--web.listen-address=127.0.0.1:{port}"]
-            state.node_exporter = _launch("node-exporter", command, logs, port)
-            state.save()
-            _wait_started(state.node_exporter, f"{state.node_exporter.url}/metrics")
+            command = [binaries["node_exporter"], f"--web.listen-address={listen(port)}"]
+            _start_part(
+                state,
+                "node_exporter",
+                command,
+                port=port,
+                ready_path="/metrics",
+                logs=logs,
+                progress=progress,
+            )
+        if "nginx_exporter" in binaries and state.nginx_status_port:
+            port = free_port()
+            # v0.11 takes Go-style single-dash flags.
+            command = [
+                binaries["nginx_exporter"],
+                f"-nginx.scrape-uri={state.nginx_status_url}",
+                f"-web.listen-address={listen(port)}",
+            ]
+            _start_exporter(
+                state,
+                "nginx_exporter",
+                command,
+                port=port,
+                up_series="nginx_up",
+                logs=logs,
+                progress=progress,
+                env=_exporter_environment(),
+            )
+        databases = {
+            "postgres_exporter": state.primary_port,
+            "postgres_replica_exporter": state.replica_port,
+        }
+        for key, database_port in databases.items():
+            if key not in binaries:
+                continue
+            port = free_port()
+            # The database the app uses, so pg_database_size_bytes{datname="rushgate"} and
+            # the per-database statistics are there.
+            dsn = f"postgresql://postgres@127.0.0.1:{database_port}/rushgate?sslmode=disable"
+            _start_exporter(
+                state,
+                key,
+                [binaries[key], f"--web.listen-address={listen(port)}"],
+                port=port,
+                up_series="pg_up",
+                logs=logs,
+                progress=progress,
+                env=_exporter_environment(DATA_SOURCE_NAME=dsn),
+            )
+        if "redis_exporter" in binaries:
+            port = free_port()
+            command = [
+                binaries["redis_exporter"],
+                f"-redis.addr=redis://127.0.0.1:{state.redis_port}",
+                f"-web.listen-address={listen(port)}",
+            ]
+            _start_exporter(
+                state,
+                "redis_exporter",
+                command,
+                port=port,
+                up_series="redis_up",
+                logs=logs,
+                progress=progress,
+                env=_exporter_environment(),
+            )
         if "alertmanager" in binaries:
             port = free_port()
-            progress(f"Alertmanager on :{port}")
             home = directory / "alertmanager"
             conf = write_alertmanager_config(home, os.environ)
             command = [
                 binaries["alertmanager"],
                 f"--config.file={conf}",
                 f"--storage.path={home / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
+                f"--web.listen-address={listen(port)}",
                 "--cluster.listen-address=",  # one instance: no gossip port on 0.0.0.0
             ]
-            state.alertmanager = _launch("alertmanager", command, logs, port)
-            state.save()
-            _wait_started(state.alertmanager, f"{state.alertmanager.url}/-/ready")
+            _start_part(
+                state,
+                "alertmanager",
+                command,
+                port=port,
+                ready_path="/-/ready",
+                logs=logs,
+                progress=progress,
+            )
         if "prometheus" in binaries:
             port = free_port()
-            progress(f"Prometheus on :{port}")
             home = directory / "prometheus"
             home.mkdir(parents=True, exist_ok=True)
             conf = home / "prometheus.yml"
@@ -555,6 +714,7 @@ def _start_monitoring(state: State, directory: Path, progress: Callable[[str], N
                     prometheus_port=port,
                     alertmanager_port=state.alertmanager.port if state.alertmanager else None,
                     node_exporter_port=(state.node_exporter.port if state.node_exporter else None),
+                    exporters=_exporters(state),
                 )
             )
             command = [
@@ -562,13 +722,29 @@ def _start_monitoring(state: State, directory: Path, progress: Callable[[str], N
                 f"--config.file={conf}",
                 f"--storage.tsdb.path={home / 'data'}",
                 f"--storage.tsdb.retention.time={RETENTION}",
-                f"--web.listen-address=127.0.0.1:{port}",
+                f"--web.listen-address={listen(port)}",
             ]
-            state.prometheus = _launch("prometheus", command, logs, port)
-            state.save()
-            _wait_started(state.prometheus, f"{state.prometheus.url}/-/ready")
+            _start_part(
+                state,
+                "prometheus",
+                command,
+                port=port,
+                ready_path="/-/ready",
+                logs=logs,
+                progress=progress,
+            )
     except MonitoringConfigError as exc:
         raise ClusterError(str(exc)) from exc
+
+
+def _exporters(state: State) -> list[Exporter]:
+    """The exporters that were started, as Prometheus's scrape targets."""
+    exporters = []
+    for key, (job, instance, role) in EXPORTER_TARGETS.items():
+        part: Node | None = getattr(state, key)
+        if part is not None:
+            exporters.append(Exporter(job, instance, part.port, role))
+    return exporters
 
 
 def _nginx_prefix(directory: Path) -> Path:
@@ -596,6 +772,7 @@ def write_nginx_conf(state: State, directory: Path, *, without: str | None = Non
             client_max_body_size="8m",
             # Per client address; a local rehearsal sends everything from 127.0.0.1.
             rate_per_second=LOCAL_RATE_PER_SECOND,
+            status_port=state.nginx_status_port or None,
         )
     )
     return conf

@@ -15,12 +15,12 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from rushgate import __version__
-from rushgate.composition import Container
+from rushgate.composition import Container, configure_process
 from rushgate.config import Settings
 from rushgate.domain.clock import Clock
 from rushgate.http import errors
 from rushgate.http.deps import document_bearer_auth
-from rushgate.http.middleware import BodyLimit, CloseWhileDraining, HttpMetrics
+from rushgate.http.middleware import BodyLimit, CloseWhileDraining, Observe, SecurityHeaders
 from rushgate.http.routes import (
     admin,
     admin_admissions,
@@ -89,9 +89,14 @@ def create_app(
     app.add_middleware(
         CloseWhileDraining, draining=lambda: bool(getattr(app.state, "draining", False))
     )
-    # Outermost: every answer is counted, refusals of the middlewares above included.
+    # Outermost: every answer is counted, logged and given its headers, refusals of the
+    # middlewares above included.
     app.add_middleware(
-        HttpMetrics, metrics=metrics.RequestMetrics(), endpoints=lambda: _plain_routes(app)
+        Observe,
+        metrics=metrics.RequestMetrics(),
+        endpoints=lambda: _plain_routes(app),
+        security_headers=SecurityHeaders(hsts=settings.public_url.startswith("https://")),
+        access_log=settings.access_log,
     )
     document_bearer_auth(app)
     return app
@@ -147,4 +152,6 @@ def _drain_on_sigterm(app: FastAPI, drain_seconds: float) -> None:
 
 def factory() -> FastAPI:
     """Entry point for ASGI servers (``uvicorn --factory rushgate.http.app:factory``)."""
-    return create_app(Settings(), own_process=True)
+    settings = Settings()
+    configure_process(settings)
+    return create_app(settings, own_process=True)

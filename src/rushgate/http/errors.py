@@ -115,7 +115,11 @@ def install(app: FastAPI, storage: Storage) -> None:
     async def _storage(request: Request, exc: Exception) -> Response:
         if not storage.is_outage(exc):
             return _internal_error(request)
-        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        # A critical event (told in chat, deduplicated): every request fails alike.
+        log.warning(
+            "the database is unavailable",
+            extra={"notify": True, "method": request.method, "reason": repr(exc)},
+        )
         return problem(
             503,
             "database_unavailable",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rushgate.observability.logging import AccessLog, accept_request_id, request_id
 from rushgate.observability.metrics import UNMATCHED, RequestMetrics
 
 
@@ -80,27 +82,13 @@ class BodyLimit:
                 await self._refuse(send, limit)
 
     async def _refuse(self, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {
-                "type": "https://rushgate.dev/problems/payload_too_large",
-                "title": "Payload too large",
-                "status": 413,
-                "code": "payload_too_large",
-                "detail": f"the request body is larger than {limit} bytes",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await send_problem(
+            send,
+            413,
+            "payload_too_large",
+            f"the request body is larger than {limit} bytes",
+            close=True,
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 class CloseWhileDraining:
@@ -125,10 +113,18 @@ class CloseWhileDraining:
         await self.app(scope, receive, send_closing)
 
 
-class HttpMetrics:
-    """Count every request and time it, labelled by the template of the route that
-    matched (``unmatched`` when none did), never by the raw path. One wrapper around
-    ``send`` to learn the status; nothing else per request.
+class Observe:
+    """The outermost layer of every request: it counts and times it (labelled by the
+    template of the route that matched, ``unmatched`` when none did, never by the raw
+    path), gives it a request id (the proxy's ``X-Request-ID`` when it sent a well-formed
+    one) that every log record of the request carries and the response echoes, writes
+    the access line, and adds the security headers every response has.
+
+    It also answers an error that escaped every handler with a problem+json 500 itself:
+    left to the server, such an error closes the client's keep-alive connection, and the
+    client's next request on it is reset (nginx then counts a failure against the node).
+    Only an error after the response began (a stream cut short) still goes on to the
+    server, which must close the connection because the body is incomplete.
 
     The route is what the router left in the scope after the app ran: ``scope["route"]``
     for the API's routes; FastAPI's router sets only ``scope["endpoint"]`` for plain
@@ -139,12 +135,17 @@ class HttpMetrics:
         self,
         app: ASGIApp,
         metrics: RequestMetrics,
+        *,
         endpoints: Callable[[], Mapping[object, str]] = dict,
+        security_headers: SecurityHeaders | None = None,
+        access_log: bool = True,
     ) -> None:
         self.app = app
         self.observe = metrics.observe
         self._endpoints = endpoints
         self._templates: Mapping[object, str] | None = None
+        self._headers = security_headers or SecurityHeaders()
+        self._access = AccessLog() if access_log else None
 
     def _template(self, scope: Scope) -> str:
         route = scope.get("route")
@@ -162,17 +163,111 @@ class HttpMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the server answers when the app raises before responding
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value
+                break
+        rid = accept_request_id(incoming)
+        request_id.set(rid)
+        extra_headers = self._headers.for_path(scope["path"], rid)
+        status = 0
 
-        async def send_status(message: Message) -> None:
+        async def observed_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = _with_defaults(message.get("headers", ()), extra_headers)
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
-        finally:
-            self.observe(
-                self._template(scope), scope["method"], status, time.perf_counter() - started
+            await self.app(scope, receive, observed_send)
+        except Exception:
+            if status:
+                raise  # the response began: only closing the connection ends it cleanly
+            logging.getLogger("rushgate.http").exception(
+                "unhandled error", extra={"route": self._template(scope), "method": scope["method"]}
             )
+            await send_problem(
+                observed_send,
+                500,
+                "internal_error",
+                "an unexpected error occurred; it was logged",
+            )
+        finally:
+            elapsed = time.perf_counter() - started
+            template = self._template(scope)
+            # 500 is what the server answers when the app ended without a response.
+            final = status or 500
+            self.observe(template, scope["method"], final, elapsed)
+            if self._access is not None:
+                self._access.write(template, scope["method"], final, elapsed)
+
+
+def _with_defaults(
+    headers: Iterable[tuple[bytes, bytes]], defaults: Sequence[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """The response's headers, plus each default the response did not set itself."""
+    merged = list(headers)
+    present = {name.lower() for name, _ in merged}
+    merged.extend(header for header in defaults if header[0] not in present)
+    return merged
+
+
+async def send_problem(
+    send: Send, status: int, code: str, detail: str, *, close: bool = False
+) -> None:
+    """A problem+json answer written straight to ASGI, for the layers that answer before
+    (or instead of) the app and its error handlers."""
+    body = json.dumps(
+        {
+            "type": f"https://rushgate.dev/problems/{code}",
+            "title": code.replace("_", " ").capitalize(),
+            "status": status,
+            "code": code,
+            "detail": detail,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# Pages that load their own scripts and styles: the interactive API docs.
+_DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+class SecurityHeaders:
+    """The headers every response carries unless the route set its own.
+
+    The API answers JSON only, so its policy forbids everything (no scripts, no frames,
+    no embedding anywhere); the API docs pages keep the frame rule only, as they load
+    Swagger UI's scripts. ``Cache-Control: no-store`` keeps tokens and personal data out
+    of shared caches; a route that may be cached (the catalog) says so itself. HSTS only
+    when the site is served over HTTPS (``RUSHGATE_PUBLIC_URL``), as browsers ignore it
+    otherwise and a plain-HTTP test site must stay reachable."""
+
+    def __init__(self, *, hsts: bool = False) -> None:
+        common = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"cache-control", b"no-store"),
+        ]
+        if hsts:
+            common.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+        self._api = (
+            *common,
+            (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+        )
+        self._docs = (*common, (b"content-security-policy", b"frame-ancestors 'none'"))
+
+    def for_path(self, path: str, rid: str) -> tuple[tuple[bytes, bytes], ...]:
+        chosen = self._docs if path in _DOCS_PATHS else self._api
+        return (*chosen, (b"x-request-id", rid.encode()))

@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -39,6 +40,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as SyncEngine
 
 from rushgate.domain.clock import Clock
 from rushgate.domain.waiting_room import RoomPhase, RoomSnapshot
@@ -166,6 +170,22 @@ DB_POOL_SIZE = Gauge(
     "rushgate_db_pool_size",
     "Primary database pool size, summed over the node's processes.",
     multiprocess_mode="livesum",
+)
+DB_QUERY_DURATION = Histogram(
+    "rushgate_db_query_duration_seconds",
+    "Time from sending a statement to the database until its result is back, by engine.",
+    ["engine"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+DB_PING = Gauge(
+    "rushgate_db_ping_seconds",
+    "Round trip of a SELECT 1 to the primary, when scraped (at most every 10 s).",
+    multiprocess_mode="livemostrecent",
+)
+REDIS_PING = Gauge(
+    "rushgate_redis_ping_seconds",
+    "Round trip of a PING to Redis, when scraped (absent with in-process coordination).",
+    multiprocess_mode="livemostrecent",
 )
 BUILD_INFO = Gauge(
     "rushgate_build_info",
@@ -308,12 +328,17 @@ class NodeGauges:
         replica_lag: Callable[[], Awaitable[float | None]],
         pool: Callable[[], tuple[int, int]],
         clock: Clock,
+        db_ping: Callable[[], Awaitable[None]] | None = None,
+        redis_ping: Callable[[], Awaitable[None]] | None = None,
         refresh_seconds: float = NODE_REFRESH_SECONDS,
     ) -> None:
         self._outbox_stats = outbox_stats
         self._replica_lag = replica_lag
         self._pool = pool
         self._clock = clock
+        self._pings = [
+            (g, ping) for g, ping in ((DB_PING, db_ping), (REDIS_PING, redis_ping)) if ping
+        ]
         self._every = refresh_seconds
         self._refreshed_at = -math.inf
 
@@ -355,6 +380,51 @@ class NodeGauges:
         else:
             if lag is not None:
                 REPLICA_LAG.set(lag)
+        for gauge, ping in self._pings:
+            started = time.perf_counter()
+            try:
+                await ping()
+            except Exception:
+                log.warning("cannot ping for metrics", exc_info=True)
+                gauge.set(math.nan)  # no answer: the panel shows a gap, not a stale value
+            else:
+                gauge.set(time.perf_counter() - started)
+
+
+def time_queries(engine: SyncEngine, label: str) -> None:
+    """Time every statement ``engine`` runs into ``rushgate_db_query_duration_seconds``
+    (``engine`` label: ``primary``, ``replica``): the driver's round trip, without the
+    pool wait.
+
+    Statements through SQLAlchemy are timed by its cursor events (two clock reads and one
+    observation each). The PostgreSQL hot path talks to asyncpg directly (the enroll
+    transaction), which SQLAlchemy never sees: asyncpg's own query logger times those, on
+    every connection the pool opens. (SQLAlchemy runs its statements as asyncpg prepared
+    statements, which that logger does not report, so nothing is counted twice.)"""
+    child = DB_QUERY_DURATION.labels(engine=label)
+    clock = time.perf_counter
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _started(conn: Connection, *_: object) -> None:
+        conn.info["rushgate_query_started"] = clock()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _finished(conn: Connection, *_: object) -> None:
+        started = conn.info.pop("rushgate_query_started", None)
+        if started is not None:
+            child.observe(clock() - started)
+
+    if engine.dialect.driver != "asyncpg":
+        return
+
+    def _observe(record: Any) -> None:
+        child.observe(record.elapsed)
+
+    @event.listens_for(engine, "connect")
+    def _connected(dbapi_connection: Any, _: object) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None:
+            driver.add_query_logger(_observe)
 
 
 # --- recording on the hot path --------------------------------------------------------------

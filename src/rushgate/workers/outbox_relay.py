@@ -197,12 +197,13 @@ class OutboxRelay:
             self._mail_down = True
 
     async def _dead(self, item: ClaimedMessage, error: str) -> None:
+        # The reason and the key go as fields: the message (what a chat notice repeats)
+        # names no person.
         log.error(
-            "outbox message %d (%s, %s) is dead: %s",
+            "outbox message %d (%s) is dead",
             item.id,
             item.message.kind,
-            item.message.dedupe_key,
-            error,
+            extra={"notify": True, "reason": error, "dedupe_key": item.message.dedupe_key},
         )
         await self._store.failed(item.id, error=error, retry_at=None, now=self._clock.now())
 
