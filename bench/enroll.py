@@ -211,10 +211,14 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+# Items per bulk request: the admin API's cap (MAX_BULK_ITEMS in http/routes/admin.py).
+BULK = 1000
+
+
 async def create_students(http: HttpPool, admin: dict[str, str], students: list[str]) -> None:
     """Bulk-create ``students`` (password ``PASSWORD``) through the admin API."""
     started = time.monotonic()
-    for chunk in range(0, len(students), 5000):
+    for chunk in range(0, len(students), BULK):
         r = await http.post(
             "/api/v1/admin/students",
             json=[
@@ -226,7 +230,7 @@ async def create_students(http: HttpPool, admin: dict[str, str], students: list[
                     "class_year": 1,
                     "max_credits": 60,
                 }
-                for s in students[chunk : chunk + 5000]
+                for s in students[chunk : chunk + BULK]
             ],
             headers=admin,
         )
@@ -347,8 +351,13 @@ async def seed_bench_terms(http: HttpPool, admin: dict[str, str], args: argparse
             headers=admin,
         )
         r.raise_for_status()
-        r = await http.post(f"/api/v1/admin/terms/{term}/sections", json=sections, headers=admin)
-        r.raise_for_status()
+        for start in range(0, len(sections), BULK):
+            r = await http.post(
+                f"/api/v1/admin/terms/{term}/sections",
+                json=sections[start : start + BULK],
+                headers=admin,
+            )
+            r.raise_for_status()
     await create_students(http, admin, [f"b{i:06d}" for i in range(args.students)])
 
 

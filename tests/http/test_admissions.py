@@ -83,7 +83,8 @@ async def test_sign_up_is_one_account_per_address_whatever_its_case(adm: Admissi
 async def test_sign_up_lists_every_bad_field_and_writes_nothing(adm: Admissions) -> None:
     r = await adm.client.post(
         "/api/v1/applicants",
-        json={"email": "not-an-email", "password": "short", "name": "a\x00b", "locale": "ko"},
+        # A control character the domain refuses (NUL is refused earlier, by the schema).
+        json={"email": "not-an-email", "password": "short", "name": "a\x1bb", "locale": "ko"},
     )
     body = assert_problem(r, 422, "validation_failed")
     assert {e["field"] for e in body["errors"]} == {"email", "password", "name"}

@@ -81,3 +81,16 @@ class StudentProfile:
     student_id: str
     class_year: int
     max_credits: int
+
+
+def normalize_email(email: str) -> str:
+    """Lower-cased: one person per address whatever its case (the local part of real
+    addresses is case-insensitive at every provider that matters here). Stored this way,
+    so comparing stored addresses is exact."""
+    return email.strip().lower()
+
+
+def normalize_username(username: str) -> str:
+    """A username that is an email address (applicants, admins named by their address)
+    is one account whatever its case; any other (student ids) is exact."""
+    return normalize_email(username) if "@" in username else username

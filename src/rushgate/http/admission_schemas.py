@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StrictBool, StrictStr, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictStr, StringConstraints
 
 from rushgate.domain.admissions import ApplicationStatus
-from rushgate.http.schemas import Identifier, Name, Strict
+from rushgate.http.schemas import Identifier, Instant, Name, Strict
 
 # Generous caps on what is parsed at all; the domain's limits are the real ones.
 Text = Annotated[StrictStr, StringConstraints(max_length=500)]
@@ -25,8 +25,8 @@ class TrackIn(Strict):
 class RoundCreate(Strict):
     code: Identifier
     name: Name
-    opens_at: AwareDatetime
-    closes_at: AwareDatetime
+    opens_at: Instant
+    closes_at: Instant
     tracks: Annotated[list[TrackIn], Field(min_length=1, max_length=100)]
     required_documents: Annotated[list[Name], Field(max_length=50)] = Field(default_factory=list)
     receipt_prefix: Annotated[str, StringConstraints(max_length=16)] | None = Field(

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+import re
+from datetime import UTC, datetime, time
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from rushgate.domain.model import Day
 
@@ -21,9 +26,110 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
+# --- text that can be stored --------------------------------------------------------
+
+
+def _holds_nul(value: object) -> bool:
+    """Whether a string anywhere in ``value`` (nested lists and objects, keys too) holds
+    U+0000. Iterative: a deeply nested body must not end in a RecursionError (a 500)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
+
+def refuse_nul(value: object) -> object:
+    """PostgreSQL text cannot hold NUL (the insert fails: a 500) and SQLite would keep it
+    silently; no user types one, so it is refused as the shape error it is, before any
+    backend sees it."""
+    if _holds_nul(value):
+        raise PydanticCustomError("string_nul", "text must not contain NUL (U+0000) characters")
+    return value
+
+
+#: For path and query parameters (``Annotated[str | None, NulFree, Query(…)]``); bodies
+#: get it from :class:`Strict`.
+NulFree = AfterValidator(refuse_nul)
+#: A text path parameter (a term, round or receipt): it ends up in a query.
+ParamText = Annotated[str, NulFree]
+
 
 class Strict(BaseModel):
+    """The base of every request body: unknown fields are refused (no mass assignment)
+    and so is NUL in any string of any field, nested ones included."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return refuse_nul(value)
+
+
+# --- dates and times ------------------------------------------------------------------
+
+# The start of an ISO 8601 date-time; pydantic parses (and checks) the rest.
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+# A wall-clock time of day, as the catalog shows it, seconds optional.
+_CLOCK_TIME = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?")
+
+
+def _datetime_text(value: object) -> object:
+    """Only ISO 8601 text: pydantic on its own also reads ``0`` or ``"1700000000"`` as
+    Unix time, which no one sending a date means."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATETIME.match(value)):
+        return value
+    raise PydanticCustomError(
+        "datetime_format",
+        "an ISO 8601 date and time with its UTC offset, e.g. 2026-02-10T09:00:00+09:00",
+    )
+
+
+def _utc_representable(value: datetime) -> datetime:
+    """Storage converts to UTC; 0001-01-01T00:00+05:00 or 9999-12-31T23:59-01:00 fall
+    outside what a datetime holds once converted (an OverflowError: a 500)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_range", "out of range once converted to UTC (years 1 to 9999)"
+        ) from None
+    return value
+
+
+#: A moment: ISO 8601 text with an offset that converts to UTC. Returned as given (the
+#: offset is kept: a round's default receipt prefix uses its local year).
+Instant = Annotated[
+    AwareDatetime, BeforeValidator(_datetime_text), AfterValidator(_utc_representable)
+]
+
+
+def _clock_time_text(value: object) -> object:
+    """``HH:MM`` (or ``HH:MM:SS``) only: pydantic on its own reads ``900`` as 900 seconds
+    after midnight, and keeps an offset (``09:00+05:00``) that then cannot be compared
+    with the other, naive, times of a schedule."""
+    if isinstance(value, time) and value.tzinfo is None:
+        return value
+    if isinstance(value, str) and _CLOCK_TIME.fullmatch(value):
+        return value
+    raise PydanticCustomError(
+        "time_format", "a time of day as HH:MM, 24-hour clock, without a UTC offset"
+    )
+
+
+#: A meeting's local wall-clock time: naive by construction.
+ClockTime = Annotated[time, BeforeValidator(_clock_time_text)]
+
+# Whole numbers only: lax ints also take true (as 1), 3.0 and "3".
+Count = Annotated[int, Field(strict=True)]
 
 
 # --- auth ------------------------------------------------------------------------------
@@ -44,16 +150,18 @@ class TokenResponse(BaseModel):
 
 
 class WaitingRoomSettings(Strict):
-    enabled: bool = False
-    admit_per_second: int = Field(default=10, ge=1, le=100_000)
+    enabled: StrictBool = False
+    admit_per_second: int = Field(default=10, ge=1, le=100_000, strict=True)
     max_active: int = Field(
         default=500,
+        strict=True,
         ge=1,
         le=1_000_000,
         description="At most this many admitted students at once (admitted, not yet done).",
     )
     admission_ttl_seconds: int = Field(
         default=600,
+        strict=True,
         ge=30,
         le=24 * 3600,
         description="How long an admission (and its token) lasts before the slot is freed.",
@@ -63,9 +171,10 @@ class WaitingRoomSettings(Strict):
 class TermCreate(Strict):
     code: Identifier
     name: Name
-    opens_at: AwareDatetime
-    closes_at: AwareDatetime
-    class_year_opens_at: dict[Annotated[int, Field(ge=1, le=20)], AwareDatetime] = Field(
+    opens_at: Instant
+    closes_at: Instant
+    # Keys stay lax ints: JSON object keys are always strings ("4").
+    class_year_opens_at: dict[Annotated[int, Field(ge=1, le=20)], Instant] = Field(
         default_factory=dict,
         description="Class years that open at their own time, e.g. seniors first.",
     )
@@ -83,15 +192,8 @@ class TermOut(BaseModel):
 
 class MeetingIn(Strict):
     day: Day
-    start: time
-    end: time
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _hh_mm(cls, value: object) -> object:
-        if isinstance(value, str) and len(value) == 5:
-            return value + ":00"
-        return value
+    start: ClockTime = Field(examples=["09:00"])
+    end: ClockTime = Field(examples=["10:15"])
 
     @model_validator(mode="after")
     def _ordered(self) -> MeetingIn:
@@ -110,10 +212,10 @@ class SectionCreate(Strict):
     section_id: Identifier
     course_code: Identifier
     title: Name
-    credits: int = Field(ge=0, le=30)
-    capacity: int = Field(ge=0, le=100_000)
+    credits: Count = Field(ge=0, le=30)
+    capacity: Count = Field(ge=0, le=100_000)
     meetings: list[MeetingIn] = Field(default_factory=list, max_length=21)
-    waitlist_capacity: int = Field(default=0, ge=0, le=100_000)
+    waitlist_capacity: Count = Field(default=0, ge=0, le=100_000)
 
 
 class StudentCreate(Strict):
@@ -121,8 +223,8 @@ class StudentCreate(Strict):
     name: Name
     email: Email
     password: Annotated[str, StringConstraints(min_length=8, max_length=1024)]
-    class_year: int = Field(ge=1, le=20)
-    max_credits: int = Field(ge=0, le=60)
+    class_year: Count = Field(ge=1, le=20)
+    max_credits: Count = Field(ge=0, le=60)
 
 
 class Created(BaseModel):

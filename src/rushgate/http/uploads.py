@@ -55,7 +55,7 @@ class _Headers:
 class MultipartStream:
     """One request's form, read part by part. Refusals: ``415 unsupported_media_type``
     when the body is not ``multipart/form-data``, ``400 malformed_multipart`` when it is
-    broken, ``422 validation_failed`` when a field is too long."""
+    broken, ``422 validation_failed`` when a field is too long, not UTF-8 or holds NUL."""
 
     def __init__(self, request: Request) -> None:
         content_type, options = parse_options_header(request.headers.get("content-type"))
@@ -170,12 +170,18 @@ class MultipartStream:
                     errors=[{"field": part.name, "message": f"at most {MAX_TEXT_BYTES} bytes"}],
                 )
         try:
-            return value.decode("utf-8")
+            text = value.decode("utf-8")
         except UnicodeDecodeError:
             raise ValidationFailed(
                 "a form field is not UTF-8 text",
                 errors=[{"field": part.name, "message": "must be UTF-8 text"}],
             ) from None
+        if "\x00" in text:  # as in JSON bodies: PostgreSQL text cannot hold it
+            raise ValidationFailed(
+                "a form field holds a NUL character",
+                errors=[{"field": part.name, "message": "must not contain NUL (U+0000)"}],
+            )
+        return text
 
     async def last_file(self, part: Part) -> AsyncIterator[bytes]:
         """The bytes of ``part``, which must be the form's last field: after its data, the

@@ -35,6 +35,7 @@ from rushgate.domain.errors import (
     NotFound,
     ValidationFailed,
 )
+from rushgate.domain.model import normalize_email
 from rushgate.services.ports.admissions import (
     Applicant,
     ApplicationDraft,
@@ -118,12 +119,6 @@ class HistoryView:
 
 def _field_error(field: str, message: str) -> dict[str, str]:
     return {"field": field, "message": message}
-
-
-def normalize_email(email: str) -> str:
-    """Lower-cased: one account per address whatever its case (the local part of real
-    addresses is case-insensitive at every provider that matters here)."""
-    return email.strip().lower()
 
 
 class AdmissionsService:

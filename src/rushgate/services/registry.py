@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rushgate.domain.errors import Conflict, InvalidRequest
+from rushgate.domain.model import normalize_email, normalize_username
 from rushgate.services.ports.auth import PasswordHasher
 from rushgate.services.ports.registry import NewSection, NewStudent, Term
 from rushgate.services.ports.storage import Storage
@@ -67,26 +68,31 @@ class RegistryService:
 
     async def create_students(self, students: Sequence[StudentInput]) -> None:
         _ensure_unique((s.student_id for s in students), "student ids")
-        _ensure_unique((s.email.lower() for s in students), "emails")
+        # Stored lower-cased: S1@X.EDU and s1@x.edu are one address (one student).
+        emails = [normalize_email(s.email) for s in students]
+        _ensure_unique(emails, "emails")
         # Slow on purpose (argon2): off the event loop, spread over the cores.
         hashes = await asyncio.to_thread(self._hash_many, [s.password for s in students])
         rows = [
             NewStudent(
                 student_id=s.student_id,
                 name=s.name,
-                email=s.email,
+                email=email,
                 password_hash=h,
                 class_year=s.class_year,
                 max_credits=s.max_credits,
             )
-            for s, h in zip(students, hashes, strict=True)
+            for s, email, h in zip(students, emails, hashes, strict=True)
         ]
         async with self._storage.unit_of_work() as uow:
             await uow.registry.add_students(rows)
             await uow.commit()
 
     async def ensure_admin(self, username: str, password: str) -> bool:
-        """Create the admin if missing; whether it was created. Never changes a password."""
+        """Create the admin if missing; whether it was created. Never changes a password.
+        A username that is an email address is kept lower-cased, as applicants' are, so
+        that it is one account whatever case it is typed in."""
+        username = normalize_username(username)
         password_hash = await asyncio.to_thread(self._hasher.hash, password)
         async with self._storage.unit_of_work() as uow:
             created = await uow.registry.add_admin(username, password_hash)
@@ -95,4 +101,6 @@ class RegistryService:
 
     async def create_admin(self, username: str, password: str) -> None:
         if not await self.ensure_admin(username, password):
-            raise Conflict("an account with this username exists", username=username)
+            raise Conflict(
+                "an account with this username exists", username=normalize_username(username)
+            )

@@ -6,6 +6,7 @@ are the ones the enrollment service's concurrency routine (see
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -353,6 +354,7 @@ class SqlRegistryRepository:
             ).scalars()
         if taken:
             raise Conflict("some student ids exist already", existing=sorted(set(taken))[:50])
+        await self._refuse_taken_emails(students)
         now = self._clock.now()
         for chunk in _chunks(students):
             user_pks = (
@@ -387,6 +389,23 @@ class SqlRegistryRepository:
                     for s, pk in zip(chunk, user_pks, strict=True)
                 ],
             )
+
+    async def _refuse_taken_emails(self, students: Sequence[NewStudent]) -> None:
+        """Emails are one student each whatever their case: checked here so that a clash
+        is a ``Conflict`` naming the addresses, not the unique index's error (the index
+        on ``lower(email)`` stays the guarantee under races)."""
+        emails = [s.email.lower() for s in students]
+        repeated = sorted(e for e, n in Counter(emails).items() if n > 1)
+        if repeated:
+            raise Conflict("the batch repeats emails", duplicates=repeated[:50])
+        taken: set[str] = set()
+        lowered = func.lower(ST.c.email)
+        for chunk in _chunks(emails):
+            taken.update(
+                (await self._conn.execute(select(lowered).where(lowered.in_(chunk)))).scalars()
+            )
+        if taken:
+            raise Conflict("some emails exist already", existing=sorted(taken)[:50])
 
     async def add_admin(self, username: str, password_hash: str) -> bool:
         exists = (await self._conn.execute(select(U.c.id).where(U.c.username == username))).first()

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -298,6 +299,20 @@ application_documents = Table(
     Column("uploaded_at", UTCDateTime, nullable=False),
     CheckConstraint("size > 0", name="size"),
     Index(None, "application_id", "id"),
+)
+
+# An address is one account whatever its case. Services store addresses lower-cased;
+# these indexes are the guarantee, whatever wrote the row (SQLite's lower() folds ASCII
+# only, which is enough once rows are lower-cased in Python). Usernames with an "@"
+# are applicants' addresses, or admins named by theirs; student ids stay exact.
+Index("ix_students_lower_email", func.lower(students.c.email), unique=True)
+Index("ix_applicants_lower_email", func.lower(applicants.c.email), unique=True)
+Index(
+    "ix_users_lower_username",
+    func.lower(users.c.username),
+    unique=True,
+    postgresql_where=users.c.username.like("%@%"),
+    sqlite_where=users.c.username.like("%@%"),
 )
 
 __all__ = [

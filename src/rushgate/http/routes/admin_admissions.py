@@ -31,6 +31,7 @@ from rushgate.http.admission_schemas import (
 )
 from rushgate.http.deps import AdminUser, ContainerDep
 from rushgate.http.routes.admissions import application_out, round_out
+from rushgate.http.schemas import NulFree, ParamText
 from rushgate.services.admissions import AdmissionsService, StaffRow
 from rushgate.services.ports.admissions import ApplicationFilter
 
@@ -80,12 +81,12 @@ def _cursor(raw: str | None) -> int | None:
 
 @router.get("/{round_code}/applications")
 async def list_applications(
-    round_code: str,
+    round_code: ParamText,
     container: ContainerDep,
     _: AdminUser,
     status_: Annotated[ApplicationStatus | None, Query(alias="status")] = None,
-    track: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: Annotated[str | None, Query(max_length=32)] = None,
+    track: Annotated[str | None, NulFree, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, NulFree, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> StaffApplicationsPage:
     rows = await container.admissions.list_applications(
@@ -163,11 +164,11 @@ async def _export(
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def export_applications(
-    round_code: str,
+    round_code: ParamText,
     container: ContainerDep,
     _: AdminUser,
     status_: Annotated[ApplicationStatus | None, Query(alias="status")] = None,
-    track: Annotated[str | None, Query(max_length=64)] = None,
+    track: Annotated[str | None, NulFree, Query(max_length=64)] = None,
 ) -> StreamingResponse:
     """Every application with its full personal details, streamed page by page."""
     service = container.admissions
@@ -185,8 +186,8 @@ async def export_applications(
 
 @router.put("/{round_code}/applications/{receipt_number}/status")
 async def set_status(
-    round_code: str,
-    receipt_number: str,
+    round_code: ParamText,
+    receipt_number: ParamText,
     body: StatusChange,
     container: ContainerDep,
     admin: AdminUser,
@@ -200,7 +201,7 @@ async def set_status(
 
 @router.post("/{round_code}/waitlist-admissions")
 async def admit_from_waitlist(
-    round_code: str, body: WaitlistAdmission, container: ContainerDep, admin: AdminUser
+    round_code: ParamText, body: WaitlistAdmission, container: ContainerDep, admin: AdminUser
 ) -> list[ApplicationOut]:
     """Accept these waitlisted applications, all or none; each applicant is mailed."""
     views = await container.admissions.admit_from_waitlist(

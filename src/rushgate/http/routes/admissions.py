@@ -19,6 +19,7 @@ from rushgate.http.admission_schemas import (
     VerifyRequest,
 )
 from rushgate.http.deps import ApplicantUser, ContainerDep, CurrentUser
+from rushgate.http.schemas import ParamText
 from rushgate.services.admissions import ApplicationInput, ApplicationView, PersonalInput
 from rushgate.services.ports.admissions import Applicant
 
@@ -94,7 +95,7 @@ async def verify_email(body: VerifyRequest, container: ContainerDep) -> Response
 
 
 @router.get("/applicants/verify", status_code=status.HTTP_204_NO_CONTENT)
-async def verify_email_link(token: str, container: ContainerDep) -> Response:
+async def verify_email_link(token: ParamText, container: ContainerDep) -> Response:
     """The link in the verification mail."""
     await container.admissions.verify_email(token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -107,7 +108,7 @@ async def me(principal: ApplicantUser, container: ContainerDep) -> ApplicantOut:
 
 
 @router.get("/admissions/{round_code}")
-async def get_round(round_code: str, container: ContainerDep, _: CurrentUser) -> RoundOut:
+async def get_round(round_code: ParamText, container: ContainerDep, _: CurrentUser) -> RoundOut:
     return round_out(await container.admissions.round(round_code))
 
 
@@ -116,7 +117,7 @@ async def get_round(round_code: str, container: ContainerDep, _: CurrentUser) ->
     responses={201: {"description": "created"}, 403: {"description": "window_closed"}},
 )
 async def save_application(
-    round_code: str,
+    round_code: ParamText,
     body: ApplicationIn,
     principal: ApplicantUser,
     container: ContainerDep,
@@ -152,7 +153,7 @@ async def save_application(
 
 @router.get("/admissions/{round_code}/application")
 async def get_application(
-    round_code: str, principal: ApplicantUser, container: ContainerDep
+    round_code: ParamText, principal: ApplicantUser, container: ContainerDep
 ) -> ApplicationOut:
     return application_out(await container.admissions.application(principal.user_pk, round_code))
 
@@ -166,7 +167,7 @@ async def get_application(
     },
 )
 async def submit_application(
-    round_code: str, principal: ApplicantUser, container: ContainerDep, response: Response
+    round_code: ParamText, principal: ApplicantUser, container: ContainerDep, response: Response
 ) -> ApplicationOut:
     view, filed_now = await container.admissions.submit(principal.user_pk, round_code)
     if not filed_now:
@@ -176,14 +177,14 @@ async def submit_application(
 
 @router.post("/admissions/{round_code}/application/withdraw")
 async def withdraw_application(
-    round_code: str, principal: ApplicantUser, container: ContainerDep
+    round_code: ParamText, principal: ApplicantUser, container: ContainerDep
 ) -> ApplicationOut:
     return application_out(await container.admissions.withdraw(principal.user_pk, round_code))
 
 
 @router.get("/admissions/{round_code}/application/history")
 async def application_history(
-    round_code: str, principal: ApplicantUser, container: ContainerDep
+    round_code: ParamText, principal: ApplicantUser, container: ContainerDep
 ) -> list[HistoryOut]:
     entries = await container.admissions.history(principal.user_pk, round_code)
     return [
@@ -194,7 +195,7 @@ async def application_history(
 
 @router.get("/admissions/{round_code}/application/receipt")
 async def application_receipt(
-    round_code: str, principal: ApplicantUser, container: ContainerDep
+    round_code: ParamText, principal: ApplicantUser, container: ContainerDep
 ) -> ReceiptOut:
     """The receipt, to print again at any time."""
     view = await container.admissions.application(principal.user_pk, round_code)

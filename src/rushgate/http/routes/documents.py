@@ -15,6 +15,7 @@ from rushgate.domain.errors import ValidationFailed
 from rushgate.http.deps import AdminUser, ApplicantUser, ContainerDep
 from rushgate.http.document_schemas import DocumentOut
 from rushgate.http.errors import ApiError
+from rushgate.http.schemas import ParamText
 from rushgate.http.uploads import MultipartStream
 from rushgate.services.documents import Download, Upload
 from rushgate.services.ports.documents import DocumentRecord
@@ -147,7 +148,7 @@ async def _read_upload(request: Request) -> Upload:
     openapi_extra=_UPLOAD_FORM,
 )
 async def upload_document(
-    round_code: str, request: Request, container: ContainerDep, applicant: ApplicantUser
+    round_code: ParamText, request: Request, container: ContainerDep, applicant: ApplicantUser
 ) -> DocumentOut:
     """Attach a PDF, JPEG or PNG while the application can be edited. The file is
     streamed: refused the moment it passes the size limit, its type judged from its
@@ -164,7 +165,7 @@ async def upload_document(
 
 @router.get("/admissions/{round_code}/application/documents")
 async def list_documents(
-    round_code: str, container: ContainerDep, applicant: ApplicantUser
+    round_code: ParamText, container: ContainerDep, applicant: ApplicantUser
 ) -> list[DocumentOut]:
     documents = await container.documents.documents(applicant.user_pk, round_code)
     return [document_out(d) for d in documents]
@@ -176,7 +177,10 @@ async def list_documents(
     responses=_DOWNLOAD,
 )
 async def download_document(
-    round_code: str, document_id: DocumentId, container: ContainerDep, applicant: ApplicantUser
+    round_code: ParamText,
+    document_id: DocumentId,
+    container: ContainerDep,
+    applicant: ApplicantUser,
 ) -> StreamingResponse:
     return _download(await container.documents.download(applicant.user_pk, round_code, document_id))
 
@@ -191,7 +195,10 @@ async def download_document(
     },
 )
 async def delete_document(
-    round_code: str, document_id: DocumentId, container: ContainerDep, applicant: ApplicantUser
+    round_code: ParamText,
+    document_id: DocumentId,
+    container: ContainerDep,
+    applicant: ApplicantUser,
 ) -> Response:
     await container.documents.delete(applicant.user_pk, round_code, document_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -199,7 +206,7 @@ async def delete_document(
 
 @router.get("/admin/admissions/{round_code}/applications/{receipt_number}/documents")
 async def staff_list_documents(
-    round_code: str, receipt_number: str, container: ContainerDep, _: AdminUser
+    round_code: ParamText, receipt_number: ParamText, container: ContainerDep, _: AdminUser
 ) -> list[DocumentOut]:
     documents = await container.documents.staff_documents(round_code, receipt_number)
     return [document_out(d) for d in documents]
@@ -211,8 +218,8 @@ async def staff_list_documents(
     responses=_DOWNLOAD,
 )
 async def staff_download_document(
-    round_code: str,
-    receipt_number: str,
+    round_code: ParamText,
+    receipt_number: ParamText,
     document_id: DocumentId,
     container: ContainerDep,
     _: AdminUser,

@@ -17,6 +17,7 @@ from rushgate.http.qna_schemas import (
     QuestionOut,
     QuestionPageOut,
 )
+from rushgate.http.schemas import NulFree, ParamText
 from rushgate.services.ports.auth import Principal
 from rushgate.services.ports.qna import FaqEntry
 from rushgate.services.qna import PAGE_DEFAULT, PAGE_MAX, QuestionView, Viewer
@@ -70,7 +71,7 @@ def _faq_out(entry: FaqEntry) -> FaqOut:
     responses={**_NOT_FOUND, 422: {"description": "validation_failed (fields listed)"}},
 )
 async def ask(
-    round_code: str, body: QuestionIn, container: ContainerDep, applicant: ApplicantUser
+    round_code: ParamText, body: QuestionIn, container: ContainerDep, applicant: ApplicantUser
 ) -> QuestionOut:
     view = await container.qna.ask(
         applicant.user_pk, round_code, title=body.title, body=body.body, public=body.public
@@ -80,10 +81,10 @@ async def ask(
 
 @router.get("/admissions/{round_code}/questions", responses=_NOT_FOUND)
 async def questions(
-    round_code: str,
+    round_code: ParamText,
     container: ContainerDep,
     principal: CurrentUser,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, NulFree, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
 ) -> QuestionPageOut:
     """Newest first: public questions, your own private ones (staff: all), with answers."""
@@ -95,14 +96,14 @@ async def questions(
 
 @router.get("/admissions/{round_code}/questions/{question_id}", responses=_NOT_FOUND)
 async def question(
-    round_code: str, question_id: QuestionId, container: ContainerDep, principal: CurrentUser
+    round_code: ParamText, question_id: QuestionId, container: ContainerDep, principal: CurrentUser
 ) -> QuestionOut:
     return question_out(await container.qna.question(_viewer(principal), round_code, question_id))
 
 
 @router.post("/admin/admissions/{round_code}/questions/{question_id}/answer", responses=_NOT_FOUND)
 async def answer(
-    round_code: str,
+    round_code: ParamText,
     question_id: QuestionId,
     body: AnswerIn,
     container: ContainerDep,
@@ -114,7 +115,7 @@ async def answer(
 
 
 @router.get("/admissions/{round_code}/faq", responses=_NOT_FOUND)
-async def faq(round_code: str, container: ContainerDep, _: CurrentUser) -> list[FaqOut]:
+async def faq(round_code: ParamText, container: ContainerDep, _: CurrentUser) -> list[FaqOut]:
     return [_faq_out(e) for e in await container.qna.faq(round_code)]
 
 
@@ -122,7 +123,7 @@ async def faq(round_code: str, container: ContainerDep, _: CurrentUser) -> list[
     "/admin/admissions/{round_code}/faq", status_code=status.HTTP_201_CREATED, responses=_NOT_FOUND
 )
 async def add_faq(
-    round_code: str, body: FaqIn, container: ContainerDep, admin: AdminUser
+    round_code: ParamText, body: FaqIn, container: ContainerDep, admin: AdminUser
 ) -> FaqOut:
     entry = await container.qna.add_faq(
         admin.user_pk, round_code, question=body.question, answer=body.answer

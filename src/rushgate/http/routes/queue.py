@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from rushgate.http import sse
 from rushgate.http.deps import StudentUser
-from rushgate.http.schemas import QueueStatusOut
+from rushgate.http.schemas import ParamText, QueueStatusOut
 from rushgate.services.waiting_room import Standing
 
 router = APIRouter(prefix="/api/v1/queue", tags=["waiting room"])
@@ -50,13 +50,13 @@ def _answer(standing: Standing) -> Response:
 
 
 @router.post("/{term}/join", responses=_PROBLEMS, response_model=QueueStatusOut)
-async def join(term: str, student: StudentUser) -> Response:
+async def join(term: ParamText, student: StudentUser) -> Response:
     """Take a ticket. Repeating it (other tabs, other nodes) returns the same ticket."""
     return _answer(await student.node.waiting_room.join(student_pk=student.pk, term_code=term))
 
 
 @router.get("/{term}/status", responses=_PROBLEMS, response_model=QueueStatusOut)
-async def queue_status(term: str, student: StudentUser) -> Response:
+async def queue_status(term: ParamText, student: StudentUser) -> Response:
     return _answer(await student.node.waiting_room.status(student_pk=student.pk, term_code=term))
 
 
@@ -68,7 +68,7 @@ async def queue_status(term: str, student: StudentUser) -> Response:
     },
     response_class=StreamingResponse,
 )
-async def stream(term: str, request: Request, student: StudentUser) -> StreamingResponse:
+async def stream(term: ParamText, request: Request, student: StudentUser) -> StreamingResponse:
     """The status as Server-Sent Events (``event: status``), ending once admitted or
     closed. Each connection starts with the current status, so reconnecting re-syncs."""
     standings = student.node.waiting_room.stream(
@@ -106,6 +106,6 @@ _END: Any = object()
 
 
 @router.post("/{term}/leave", status_code=status.HTTP_204_NO_CONTENT, responses=_PROBLEMS)
-async def leave(term: str, student: StudentUser) -> None:
+async def leave(term: ParamText, student: StudentUser) -> None:
     """Give up the place or the admission; the admission token stops working."""
     await student.node.waiting_room.leave(student_pk=student.pk, term_code=term)

@@ -14,6 +14,7 @@ from rushgate.http.schemas import (
     CatalogOut,
     EnrollmentOut,
     EnrollRequest,
+    ParamText,
     ScheduleItem,
     ScheduleOut,
     TermOut,
@@ -48,7 +49,7 @@ async def list_terms(container: ContainerDep, _: CurrentUser) -> list[TermOut]:
 
 
 @router.get("/{term}/sections")
-async def catalog(term: str, container: ContainerDep, _: CurrentUser) -> CatalogOut:
+async def catalog(term: ParamText, container: ContainerDep, _: CurrentUser) -> CatalogOut:
     sections = await container.storage.reads().catalog(term)
     return CatalogOut(term=term, sections=[section_out(s) for s in sections])
 
@@ -81,7 +82,7 @@ _ENROLL_HEADERS = [
     openapi_extra={"parameters": _ENROLL_HEADERS},
 )
 async def enroll(
-    term: str, body: EnrollRequest, request: Request, student: StudentUser
+    term: ParamText, body: EnrollRequest, request: Request, student: StudentUser
 ) -> Response:
     try:
         result = await student.node.enrollment.enroll(
@@ -109,12 +110,12 @@ async def enroll(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={403: {"description": "window_closed"}, 404: {"description": "not_found"}},
 )
-async def drop(term: str, section_id: str, student: StudentUser) -> None:
+async def drop(term: ParamText, section_id: ParamText, student: StudentUser) -> None:
     await student.node.enrollment.drop(student_pk=student.pk, term_code=term, section_id=section_id)
 
 
 @router.get("/{term}/enrollments/me")
-async def my_schedule(term: str, student: StudentUser) -> ScheduleOut:
+async def my_schedule(term: ParamText, student: StudentUser) -> ScheduleOut:
     await student.node.storage.reads().term(term)  # 404 for an unknown term, not an empty list
     entries = await student.node.enrollment.schedule(student_pk=student.pk, term_code=term)
     return ScheduleOut(

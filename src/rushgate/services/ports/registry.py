@@ -62,7 +62,8 @@ class RegistryRepository(Protocol):
         ...
 
     async def add_students(self, students: Sequence[NewStudent]) -> None:
-        """Raises ``Conflict`` naming the ids or usernames that exist already."""
+        """Raises ``Conflict`` naming the ids or usernames that exist already, or the
+        emails that are repeated or taken, compared whatever their case."""
         ...
 
     async def add_admin(self, username: str, password_hash: str) -> bool:
