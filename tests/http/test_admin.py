@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -197,3 +198,22 @@ async def test_roster(seeded: Api) -> None:
     assert body["enrolled"][0]["email"] == "s2@example.test"
     assert_problem(await seeded.roster("NOPE-01"), 404, "not_found")
     assert_problem(await seeded.roster("CS101-01", term="nope"), 404, "not_found")
+
+
+async def test_concurrent_identical_imports_are_one_success_and_conflicts(api: Api) -> None:
+    """The existence checks run before the inserts, so concurrent imports of the same ids
+    pass them together and the unique index decides: that must read as 409, not 500."""
+    await api.admin()  # one login first, so the requests below race only each other
+
+    async def import_once() -> tuple[int, int, int]:
+        term = await api.create_term()
+        students = await api.create_students(
+            [student_json(f"race{i}", email=f"race{i}@x.test") for i in range(20)]
+        )
+        sections = await api.create_sections([section_json(f"R{i}") for i in range(20)])
+        return term.status_code, students.status_code, sections.status_code
+
+    results = await asyncio.gather(*(import_once() for _ in range(8)))
+    for column in zip(*results, strict=True):
+        assert sorted(column) == [201] + [409] * 7, results
+    assert await logins(api, *(f"race{i}" for i in range(20))) == {f"race{i}" for i in range(20)}

@@ -378,3 +378,15 @@ async def test_a_stream_ends_when_its_student_left_from_elsewhere(room: Room) ->
     ]
     assert (events[-1]["state"], events[-1]["reason"]) == ("closed", "left")
     assert all(e["admission_token"] is None for e in events)
+
+
+async def test_after_closing_join_and_status_agree_the_room_is_closed(room: Room) -> None:
+    await room.join("q1")
+    room.clock.set(T0 + timedelta(days=30))  # long after the window closed
+    room.api.forget_tokens()  # theirs expired meanwhile
+    for student in ("q1", "q2"):  # one who joined in time, one who never did
+        for answer in (await room.status(student), await room.join(student)):
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert (body["state"], body["reason"]) == ("closed", "window_closed"), body
+            assert body["admission_token"] is None

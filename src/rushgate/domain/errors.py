@@ -115,3 +115,33 @@ class EmailUnverified(DomainError):
     """The applicant has not confirmed their email address yet."""
 
     code = "email_unverified"
+
+
+class RateLimited(DomainError):
+    """Too many requests of one kind from one client or account; ``retry_after`` says how
+    many seconds until the next one is allowed."""
+
+    code = "rate_limited"
+
+    @property
+    def retry_after(self) -> float:
+        return float(self.context.get("retry_after", 1.0))
+
+
+class ChallengeRequired(DomainError):
+    """This step needs a solved bot challenge (CAPTCHA or proof of work) and none came."""
+
+    code = "challenge_required"
+
+
+class ChallengeFailed(DomainError):
+    """The bot challenge answer is forged, expired, already used or could not be checked
+    (verification fails closed)."""
+
+    code = "challenge_failed"
+
+
+class CountryNotAllowed(DomainError):
+    """The site accepts this step only from the countries its operator allowed."""
+
+    code = "country_not_allowed"

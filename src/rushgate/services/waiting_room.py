@@ -215,6 +215,9 @@ class WaitingRoomService:
         term = await self._room_term(term_code)
         ticket = await self._store.ticket(term.code, student_pk)
         if ticket is None:
+            if phase_at(term.window, self._clock.now()) is RoomPhase.CLOSED:
+                # What join answered after closing: the room is closed, not "join first".
+                return Standing(term.code, _closed(0, "window_closed"))
             raise NotInQueue("join the waiting room first", term=term_code)
         return await self._standing(term, student_pk, ticket, rejoin=False)
 

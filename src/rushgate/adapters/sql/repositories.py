@@ -7,7 +7,8 @@ are the ones the enrollment service's concurrency routine (see
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -44,6 +45,17 @@ _CHUNK = 1000
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@contextmanager
+def _raced(detail: str) -> Iterator[None]:
+    """The checks before an insert name what exists already; a concurrent request can
+    still create the same key between the check and the insert, and then the unique
+    index refuses it. That is the same conflict, not a server error."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Conflict(f"{detail} (created by a concurrent request)") from exc
 
 
 class SqliteEnrollmentRepository:
@@ -296,6 +308,10 @@ class SqlRegistryRepository:
         exists = (await self._conn.execute(select(T.c.id).where(T.c.code == term.code))).first()
         if exists is not None:
             raise Conflict("a term with this code exists", term=term.code)
+        with _raced("a term with this code exists"):
+            await self._insert_term(term)
+
+    async def _insert_term(self, term: Term) -> None:
         await self._conn.execute(
             insert(T).values(
                 code=term.code,
@@ -321,6 +337,10 @@ class SqlRegistryRepository:
             ).scalars()
         if existing:
             raise Conflict("some sections exist already", existing=sorted(existing)[:50])
+        with _raced("some sections exist already"):
+            await self._insert_sections(term_pk, sections)
+
+    async def _insert_sections(self, term_pk: int, sections: Sequence[NewSection]) -> None:
         for chunk in _chunks(sections):
             await self._conn.execute(
                 insert(S),
@@ -355,6 +375,10 @@ class SqlRegistryRepository:
         if taken:
             raise Conflict("some student ids exist already", existing=sorted(set(taken))[:50])
         await self._refuse_taken_emails(students)
+        with _raced("some student ids or emails exist already"):
+            await self._insert_students(students)
+
+    async def _insert_students(self, students: Sequence[NewStudent]) -> None:
         now = self._clock.now()
         for chunk in _chunks(students):
             user_pks = (
