@@ -43,6 +43,7 @@ EXPORTERS = {
     "postgres-exporter": ("postgres", 9187),
     "postgres-replica-exporter": ("postgres", 9187),
     "redis-exporter": ("redis", 9121),
+    "node-exporter": ("node", 9100),
 }
 
 # Files this kit owns: scanned for RUSHGATE_* names and for plaintext secrets.
@@ -278,7 +279,8 @@ def test_kubectl_renders_the_same_objects() -> None:
 
 SERVICE_KEYS = {
     "build", "command", "depends_on", "entrypoint", "environment", "expose", "healthcheck",
-    "image", "init", "ports", "read_only", "restart", "stop_grace_period", "tmpfs", "user",
+    "image", "init", "pid", "ports", "read_only", "restart", "stop_grace_period", "tmpfs",
+    "user",
     "volumes",
 }  # fmt: skip
 
@@ -306,6 +308,7 @@ def test_compose_topology() -> None:
         *APP_NODES,
         "nginx",
         *EXPORTERS,
+        "alertmanager",
         "prometheus",
         "grafana",
     }
@@ -365,6 +368,8 @@ def test_compose_volumes_are_declared_and_bind_mounts_exist() -> None:
     for name, service in services().items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
+            if source.startswith(("/", "${")):
+                continue  # a host path: the machine's root (node exporter), or one given
             if source.startswith("."):
                 assert (COMPOSE.parent / source).exists(), f"{name}: {source} is missing"
             else:
@@ -422,6 +427,17 @@ def test_prometheus_scrapes_the_compose_exporters_and_they_watch_the_right_serve
         for job in prometheus["scrape_configs"]
         for config in job["static_configs"]
         for target in config["targets"]
+    }
+    # Everything Prometheus scrapes or alerts to is a compose service.
+    assert ("alertmanager", "alertmanager:9093") in scraped
+    (alerting,) = prometheus["alerting"]["alertmanagers"]
+    assert alerting["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    assert services()["alertmanager"]["expose"] == ["9093"]
+    assert "./alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in (
+        services()["alertmanager"]["volumes"]
+    )
+    assert services()["prometheus"]["depends_on"] == {
+        "alertmanager": {"condition": "service_healthy"}
     }
     for name, (job, port) in EXPORTERS.items():
         assert (job, f"{name}:{port}") in scraped, f"Prometheus does not scrape {name}"
