@@ -259,6 +259,9 @@ class Container:
                 clock,
                 batch=settings.outbox_batch,
                 max_attempts=settings.outbox_max_attempts,
+                retention=timedelta(days=settings.outbox_retention_days)
+                if settings.outbox_retention_days
+                else None,
             ),
             feed=feed,
             terms=terms,

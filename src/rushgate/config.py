@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(
         default=8, ge=1, le=100, description="Sends of a message before it is dead-lettered."
     )
+    outbox_retention_days: int = Field(
+        default=14,
+        ge=0,
+        le=3650,
+        description="Delivered outbox messages (sent mail) are deleted after this many "
+        "days; 0 keeps them. Pending and dead-lettered ones are always kept.",
+    )
     token_ttl_seconds: int = Field(default=4 * 3600, ge=60, le=7 * 24 * 3600)
     password_hash_cost: Literal["standard", "low"] = "standard"  # noqa: S105
     admin_username: str | None = None

@@ -5,6 +5,7 @@ in the middle of a batch (cancelled in-process, or a ``rushgate worker`` SIGKILL
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -346,3 +347,33 @@ async def test_a_killed_worker_loses_nothing(
     assert assert_each_mailed_at_least_once(server, keys) == Counter(
         {"k0": 2, "k1": 2, "k2": 2, "k3": 2, "k4": 1, "k5": 1}
     )
+
+
+async def test_the_running_relay_deletes_delivered_mail_once_past_the_retention(
+    storage: SqlStorage, clock: FixedClock, server: MailServer, students: dict[str, int]
+) -> None:
+    s1 = await user_pk(storage, "s1")
+    await write(storage, course_message("sent-long-ago", s1))
+    worker = relay(
+        storage, clock, server.url, retention=timedelta(days=14), purge_every_seconds=0.05
+    )
+    await worker.run_once()
+    await write(storage, course_message("sent-today", s1))
+    clock.set(clock.now() + timedelta(days=15))
+    await worker.run_once()
+    assert [r.dedupe_key for r in await rows(storage)] == ["sent-long-ago", "sent-today"]
+
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(100):
+            if len(await rows(storage)) == 1:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.close()
+    [left] = await rows(storage)
+    assert (left.dedupe_key, left.state) == ("sent-today", "delivered")
+    assert len(server.received) == 2  # deleting never sends again

@@ -23,7 +23,11 @@ What becomes of a message:
   an operator to act where there is nothing to do.
 
 Dead messages stay in the table with their last error; ``OutboxRelayStore.stats`` counts
-them (see the operations runbook)."""
+them (see the operations runbook). Delivered messages are deleted once they are older than
+the retention (``RUSHGATE_OUTBOX_RETENTION_DAYS``), a bounded batch at a time, so the table
+stays the size of a few weeks' mail. Their ``dedupe_key`` goes with them: the retention must
+be longer than anything could write the same event again (an ``Idempotency-Key`` retry
+returns the stored result and writes nothing)."""
 
 from __future__ import annotations
 
@@ -52,6 +56,10 @@ _FAILED_CLAIM_PAUSE_SECONDS = 2.0
 # Deliveries are recorded this many at a time (one statement), and whatever is left when a
 # batch ends or is cancelled: a relay killed outright sends at most these again.
 _RECORD_EVERY = 10
+# Delivered messages deleted per statement, and statements per purge: short transactions,
+# and a backlog of old rows is worked off over several purges rather than in one.
+_PURGE_BATCH = 1000
+_PURGE_BATCHES = 20
 
 
 class OutboxRelay:
@@ -69,8 +77,12 @@ class OutboxRelay:
         backoff_base_seconds: float = 5.0,
         backoff_cap_seconds: float = 3600.0,
         idle_seconds: float = 0.5,
+        retention: timedelta | None = None,
+        purge_every_seconds: float = 600.0,
         rng: random.Random | None = None,
     ) -> None:
+        """``retention``: delivered messages older than this are deleted every
+        ``purge_every_seconds``; None keeps them."""
         self._store = store
         self._contacts = contacts
         self._notifier = notifier
@@ -82,6 +94,9 @@ class OutboxRelay:
         self._backoff_base = backoff_base_seconds
         self._backoff_cap = backoff_cap_seconds
         self._idle = idle_seconds
+        self._retention = retention
+        self._purge_every = purge_every_seconds
+        self._next_purge = time.monotonic()
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
         # One send may take this long; the batch stops while the lease still covers one.
         self._send_timeout = lease_seconds / 4
@@ -122,6 +137,22 @@ class OutboxRelay:
             await self._settle(done, list(untried))
         return len(claimed)
 
+    async def purge(self) -> int:
+        """Delete delivered messages past the retention, at most a bounded number of
+        batches; how many were deleted."""
+        if self._retention is None:
+            return 0
+        before = self._clock.now() - self._retention
+        deleted = 0
+        for _ in range(_PURGE_BATCHES):
+            batch = await self._store.purge_delivered(before=before, limit=_PURGE_BATCH)
+            deleted += batch
+            if batch < _PURGE_BATCH:
+                break
+        if deleted:
+            log.info("deleted delivered outbox messages", extra={"count": deleted})
+        return deleted
+
     async def run(self) -> None:
         """Deliver until cancelled: a background task of every process. An error never
         ends it; it is logged once per outage."""
@@ -129,6 +160,9 @@ class OutboxRelay:
         while True:
             pause = self._idle
             try:
+                if time.monotonic() >= self._next_purge:
+                    self._next_purge = time.monotonic() + self._purge_every
+                    await self.purge()
                 claimed = await self.run_once()
                 if failing is not None:
                     log.warning("the outbox relay works again")

@@ -251,3 +251,28 @@ async def test_concurrent_claims_never_share_a_message(
     assert len(set(ids)) == total
     assert {c.attempts for batch in got for c in batch} == {1}
     assert len(got) > 12, "the claims did interleave"
+
+
+async def test_only_messages_delivered_before_the_cutoff_are_purged(
+    storage: SqlStorage, clock: FixedClock, user_pk: int
+) -> None:
+    start = clock.now()
+    await write(storage, *(message(f"old{i}", user_pk) for i in range(5)))
+    await write(storage, message("pending", user_pk), message("dead", user_pk))
+    relay = storage.outbox_relay()
+    claimed = {c.message.dedupe_key: c.id for c in await claim(storage, start)}
+    await relay.delivered([claimed[f"old{i}"] for i in range(5)], now=start)
+    await relay.failed(claimed["dead"], error="refused", retry_at=None, now=start)
+    await write(storage, message("recent", user_pk))
+    later = start + timedelta(days=2)
+    again = {c.message.dedupe_key: c.id for c in await claim(storage, later)}
+    assert set(again) == {"pending", "recent"}
+    await relay.delivered([again["recent"]], now=later)
+
+    cutoff = start + timedelta(days=1)
+    assert await relay.purge_delivered(before=cutoff, limit=3) == 3
+    assert await relay.purge_delivered(before=cutoff, limit=3) == 2
+    assert await relay.purge_delivered(before=cutoff, limit=3) == 0
+    async with storage.primary_reads.connect() as conn:
+        left = set((await conn.execute(select(outbox.c.dedupe_key))).scalars())
+    assert left == {"pending", "dead", "recent"}

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -154,6 +154,20 @@ class SqlOutboxRelayStore:
                 .where(ours, O.c.state == OutboxState.PENDING.value, O.c.attempts > 0)
                 .values(available_at=now, attempts=O.c.attempts - 1)
             )
+
+    async def purge_delivered(self, *, before: datetime, limit: int) -> int:
+        old = (
+            select(O.c.id)
+            .where(O.c.state == OutboxState.DELIVERED.value, O.c.delivered_at < before)
+            .order_by(O.c.delivered_at, O.c.id)
+            .limit(limit)
+            # PostgreSQL: relays purging at once take different rows instead of waiting.
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(O).where(O.c.id.in_(old)))
+        return int(result.rowcount or 0)
 
     async def stats(self, *, now: datetime) -> OutboxStats:
         pending = O.c.state == OutboxState.PENDING.value
