@@ -45,6 +45,7 @@ from rushgate.services.qna import QnaService
 from rushgate.services.registry import RegistryService
 from rushgate.services.waiting_room import RoomFeed, TermDirectory, WaitingRoomService
 from rushgate.workers.admitter import Admitter, database_health
+from rushgate.workers.document_sweeper import DocumentSweeper
 from rushgate.workers.outbox_relay import OutboxRelay
 from rushgate.workers.seat_hints import SeatHintKeeper
 
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 
 # Seat hints are rebuilt from the database this often, to heal what a crashed node left.
 HINT_RECONCILE_SECONDS = 30.0
+# Stored documents that no record refers to are looked for this often.
+DOCUMENT_SWEEP_SECONDS = 3600.0
 # How long the link in a sign-up verification mail works.
 VERIFICATION_TTL = timedelta(hours=48)
 
@@ -167,6 +170,7 @@ class Container:
     waiting_room: WaitingRoomService
     admitter: Admitter
     hint_keeper: SeatHintKeeper
+    document_sweeper: DocumentSweeper
     outbox_relay: OutboxRelay
     feed: RoomFeed
     terms: TermDirectory
@@ -190,6 +194,9 @@ class Container:
         signer = JwtSigner(secret, clock, timedelta(seconds=settings.token_ttl_seconds))
         coordination = build_coordination(settings, clock)
         document_store = LocalDocumentStore(settings.effective_documents_dir)
+        documents = DocumentService(
+            storage, document_store, clock, max_bytes=settings.max_upload_bytes
+        )
         terms = TermDirectory(storage.reads)
         feed = RoomFeed()
         gauges = RoomGauges()
@@ -236,8 +243,9 @@ class Container:
             ),
             qna=QnaService(storage, clock),
             document_store=document_store,
-            documents=DocumentService(
-                storage, document_store, clock, max_bytes=settings.max_upload_bytes
+            documents=documents,
+            document_sweeper=DocumentSweeper(
+                documents, coordination.lock, every_seconds=DOCUMENT_SWEEP_SECONDS
             ),
             waiting_room=waiting_room,
             admitter=admitter,
@@ -272,11 +280,13 @@ class Container:
 
     def start(self) -> None:
         """Background work of a serving node: follow room snapshots, take part in the
-        admitter election, keep seat hints rebuilt, deliver the outbox's mail."""
+        admitter election, keep seat hints rebuilt, deliver the outbox's mail, sweep
+        unreferenced documents."""
         self._tasks = [
             asyncio.create_task(self.feed.follow(self.coordination.bus), name="room-feed"),
             asyncio.create_task(self.admitter.run(), name="admitter"),
             asyncio.create_task(self.hint_keeper.run(), name="seat-hints"),
+            asyncio.create_task(self.document_sweeper.run(), name="document-sweep"),
             asyncio.create_task(self.outbox_relay.run(), name="outbox-relay"),
             asyncio.create_task(self.node_gauges.run(), name="pool-gauges"),
         ]
@@ -288,7 +298,7 @@ class Container:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._tasks:
-            for holder in (self.admitter, self.hint_keeper):
+            for holder in (self.admitter, self.hint_keeper, self.document_sweeper):
                 with contextlib.suppress(Exception):
                     await holder.release()
         with contextlib.suppress(Exception):

@@ -433,8 +433,9 @@ def test_prometheus_scrapes_the_compose_exporters_and_they_watch_the_right_serve
     (alerting,) = prometheus["alerting"]["alertmanagers"]
     assert alerting["static_configs"][0]["targets"] == ["alertmanager:9093"]
     assert services()["alertmanager"]["expose"] == ["9093"]
-    assert "./alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in (
-        services()["alertmanager"]["volumes"]
+    assert (
+        "./alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+        in (services()["alertmanager"]["volumes"])
     )
     assert services()["prometheus"]["depends_on"] == {
         "alertmanager": {"condition": "service_healthy"}

@@ -44,6 +44,11 @@ log = logging.getLogger("rushgate.documents")
 
 #: Besides the round's required documents, applicants may attach anything else as this.
 OTHER_KIND = "other"
+#: Stored files no record refers to are deleted once this old: far longer than an upload
+#: takes between storing its bytes and recording them.
+SWEEP_AFTER = timedelta(hours=1)
+_SWEEP_CHUNK = 500
+
 #: Documents one application may hold: bounds what one account can put on the disk.
 MAX_DOCUMENTS = 20
 #: How long an upload may take and still be judged by the time it began.
@@ -203,6 +208,27 @@ class DocumentService:
             application = await self._by_receipt(uow, round_code, receipt)
             document = await uow.documents.get(application.pk, document_pk)
         return Download(document, await self._store.open(document.storage_key))
+
+    # --- housekeeping -------------------------------------------------------------------
+
+    async def sweep(self, *, older_than: timedelta = SWEEP_AFTER) -> int:
+        """Delete stored files that no record refers to and that were stored more than
+        ``older_than`` ago (what a crash between storing and recording, or between
+        deleting a record and its bytes, left behind); how many were deleted. Younger files
+        are left alone: their upload may be about to record them."""
+        keys = await self._store.stored_before(self._clock.now() - older_than)
+        deleted = 0
+        for start in range(0, len(keys), _SWEEP_CHUNK):
+            chunk = keys[start : start + _SWEEP_CHUNK]
+            async with self._storage.unit_of_work() as uow:
+                referenced = await uow.documents.referenced(chunk)
+            for key in chunk:
+                if key not in referenced:
+                    await self._store.delete(key)
+                    deleted += 1
+        if deleted:
+            log.warning("deleted %d stored documents no record referred to", deleted)
+        return deleted
 
     # --- helpers ------------------------------------------------------------------------
 

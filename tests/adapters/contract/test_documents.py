@@ -4,7 +4,10 @@ implementation: the local directory today)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -161,3 +164,37 @@ async def test_keys_that_could_escape_are_refused(store: DocumentStore, key: str
         await store.open(key)
     with pytest.raises(ValueError, match="storage key"):
         await store.delete(key)
+
+
+async def test_referenced_names_the_keys_records_refer_to(storage: SqlStorage) -> None:
+    mine, theirs = await two_applications(storage)
+    async with storage.unit_of_work() as uow:
+        await uow.documents.add(mine, doc("k/1"), now=T0)
+        await uow.documents.add(theirs, doc("k/2"), now=T0)
+        await uow.commit()
+    async with storage.unit_of_work() as uow:
+        assert await uow.documents.referenced(["k/1", "k/2", "k/3"]) == {"k/1", "k/2"}
+        assert await uow.documents.referenced([]) == set()
+
+
+async def test_stored_before_lists_what_was_stored_earlier(store: DocumentStore) -> None:
+    await store.put("r1/a1/one", chunks(b"1"))
+    await store.put("r1/a2/two", chunks(b"2"))
+    now = datetime.now(UTC)
+    assert sorted(await store.stored_before(now + timedelta(seconds=5))) == [
+        "r1/a1/one",
+        "r1/a2/two",
+    ]
+    assert await store.stored_before(now - timedelta(hours=1)) == []
+
+
+async def test_the_local_store_drops_half_written_files_it_lists_past(tmp_path: Path) -> None:
+    store = LocalDocumentStore(tmp_path)
+    await store.put("r1/a1/kept", chunks(b"1"))
+    crashed = tmp_path / "r1" / "a1" / ".part-abc123"
+    crashed.write_bytes(b"half")
+    hour_ago = time.time() - 3600
+    os.utime(crashed, (hour_ago, hour_ago))
+    assert await store.stored_before(datetime.now(UTC) - timedelta(minutes=30)) == []
+    assert not crashed.exists()
+    assert files_under(tmp_path) == ["r1/a1/kept"]

@@ -15,11 +15,12 @@ import contextlib
 import os
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from rushgate.domain.errors import NotFound
-from rushgate.services.ports.documents import check_storage_key
+from rushgate.services.ports.documents import STORAGE_KEY, check_storage_key
 
 #: Bytes per chunk when reading a stored file back.
 READ_CHUNK = 64 * 1024
@@ -88,6 +89,25 @@ class LocalDocumentStore:
         path = self._path(key)
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(path.unlink)
+
+    async def stored_before(self, before: datetime) -> list[str]:
+        return await asyncio.to_thread(self._stored_before, before.timestamp())
+
+    def _stored_before(self, before: float) -> list[str]:
+        keys: list[str] = []
+        for directory, _, names in os.walk(self.root):
+            for name in names:
+                path = Path(directory) / name
+                with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                    if path.stat().st_mtime >= before:
+                        continue
+                    if name.startswith(_PART_PREFIX):  # a put that never finished
+                        path.unlink()
+                        continue
+                    key = path.relative_to(self.root).as_posix()
+                    if STORAGE_KEY.fullmatch(key):
+                        keys.append(key)
+        return keys
 
 
 async def _chunks(file: BinaryIO) -> AsyncIterator[bytes]:

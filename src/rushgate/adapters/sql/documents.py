@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +76,14 @@ class SqlDocumentsRepository:
 
     async def remove(self, document_pk: int) -> None:
         await self._conn.execute(delete(D).where(D.c.id == document_pk))
+
+    async def referenced(self, storage_keys: Sequence[str]) -> set[str]:
+        if not storage_keys:
+            return set()
+        rows = await self._conn.execute(
+            select(D.c.storage_key).where(D.c.storage_key.in_(list(storage_keys)))
+        )
+        return set(rows.scalars())
 
     async def count(self, application_pk: int) -> int:
         total = await self._conn.execute(

@@ -4,13 +4,14 @@ The bytes and the record live apart: the record in the database (the source of t
 which documents an application has), the bytes in a :class:`DocumentStore`. The service
 writes the bytes first and the record second, and deletes the record first and the bytes
 second, so a record never points at missing bytes; a crash in between leaves at worst an
-unreferenced blob, never a broken document.
+unreferenced blob, never a broken document. The document sweeper deletes such blobs once
+they are old enough that no upload can still be about to record them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -52,6 +53,12 @@ class DocumentStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Idempotent: deleting a missing key is fine."""
+        ...
+
+    async def stored_before(self, before: datetime) -> list[str]:
+        """Keys of everything stored before ``before`` (S3: ``ListObjectsV2`` by
+        ``LastModified``), for the sweep of files no record refers to. Also drops what a
+        crashed ``put`` left half-written before then."""
         ...
 
 
@@ -99,3 +106,7 @@ class DocumentsRepository(Protocol):
     async def remove(self, document_pk: int) -> None: ...
 
     async def count(self, application_pk: int) -> int: ...
+
+    async def referenced(self, storage_keys: Sequence[str]) -> set[str]:
+        """Those of ``storage_keys`` that a document record refers to."""
+        ...
