@@ -36,7 +36,7 @@ ENV PATH=/opt/rushgate/bin:$PATH \
 RUN groupadd --system --gid 10001 rushgate \
     && useradd --system --uid 10001 --gid rushgate --home-dir /var/lib/rushgate \
        --shell /usr/sbin/nologin rushgate \
-    && install -d -o rushgate -g rushgate -m 0750 /var/lib/rushgate
+    && install -d -o rushgate -g rushgate -m 0750 /var/lib/rushgate /var/lib/rushgate/documents
 COPY --from=build /opt/rushgate /opt/rushgate
 COPY LICENSE /usr/share/doc/rushgate/LICENSE
 WORKDIR /var/lib/rushgate

@@ -134,6 +134,7 @@ def test_kustomization_lists_every_manifest_but_the_secret_example() -> None:
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "Job",
+        "PersistentVolumeClaim",
     }
     assert all(o["kind"] != "Secret" for o in rendered())
 
@@ -179,6 +180,14 @@ def test_deployment_probes_resources_and_security() -> None:
     tmp = {m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/tmp"}
     assert {v["name"] for v in pod["volumes"] if "emptyDir" in v} >= tmp
     assert len(tmp) == 1
+    # Uploads go to one claim every pod shares, never to a pod's own disk.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    documents = env["RUSHGATE_DOCUMENTS_DIR"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == documents]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    (claim,) = [o for o in rendered() if o["kind"] == "PersistentVolumeClaim"]
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
 
     # Endpoints drain during the preStop sleep, then uvicorn gets its 30 s of graceful shutdown.
     sleep = container["lifecycle"]["preStop"]["exec"]["command"]
@@ -346,6 +355,10 @@ def test_compose_app_nodes_wait_for_migrations_and_healthy_dependencies() -> Non
             assert node["depends_on"][dependency]["condition"] == "service_healthy"
         check = " ".join(node["healthcheck"]["test"])
         assert f"127.0.0.1:{APP_PORT}/healthz" in check
+        # The root is read-only: uploads need the one volume all nodes share, at the
+        # documents directory the image creates (and owns, so the volume is writable).
+        assert node["volumes"] == ["documents:/var/lib/rushgate/documents"]
+    assert "/var/lib/rushgate/documents" in DOCKERFILE.read_text()
     for name in APP_NODES:
         assert services()["nginx"]["depends_on"][name]["condition"] == "service_healthy"
 
