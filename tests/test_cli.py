@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,28 @@ def test_cluster_up_refuses_half_an_admin_before_starting_anything(
     assert code == 2
     assert message in output
     assert not (tmp_path / "stack").exists(), "nothing may be started or written"
+
+
+def test_admin_passwords_follow_the_policy_with_its_breached_list(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    breached = tmp_path / "breached.txt"
+    breached.write_text(hashlib.sha1(b"correct-horse-battery").hexdigest().upper() + ":42\n")
+    env = {**env, "RUSHGATE_BREACHED_PASSWORDS_FILE": str(breached)}
+    for password in ("correct-horse-battery", "registrar"):  # breached; the username itself
+        code, output = run(env, "create-admin", "registrar", "--password-stdin", stdin=password)
+        assert code == 1, output
+        assert "password" in output.lower()
+        assert not login_works(env, "registrar", password)
+    assert run(env, "create-admin", "registrar", "--password-stdin", stdin="unlisted-pass")[0] == 0
+
+
+def test_serve_refuses_a_bootstrap_admin_whose_password_breaks_the_policy(
+    env: dict[str, str],
+) -> None:
+    env = {**env, "RUSHGATE_ADMIN_USERNAME": "registrar", "RUSHGATE_ADMIN_PASSWORD": "registrar"}
+    code, output = run(env, "serve", "--port", "1")
+    assert code == 2, output
+    assert "RUSHGATE_ADMIN_USERNAME/PASSWORD" in output
+    assert "Traceback" not in output
+    assert not login_works(env, "registrar", "registrar")

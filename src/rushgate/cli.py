@@ -76,15 +76,23 @@ def _migrate(settings: Settings) -> None:
         upgrade(settings.effective_database_url)
 
 
+def _explain(exc: DomainError) -> str:
+    """A refusal in a line: its detail and what each refused field was told."""
+    reasons = [e.get("message", "") for e in exc.context.get("errors", [])]
+    return "; ".join([exc.detail, *filter(None, reasons)])
+
+
 async def _bootstrap(settings: Settings) -> list[str]:
     """Create the configured admin, and on a fresh embedded database the demo data.
 
     Returns lines to show the operator.
     """
+    from rushgate.composition import build_password_policy
+
     lines: list[str] = []
     storage = _storage(settings)
     hasher = Argon2Hasher(settings.password_hash_cost)
-    registry = RegistryService(storage, hasher)
+    registry = RegistryService(storage, hasher, passwords=build_password_policy(settings))
     try:
         if (
             settings.admin_username
@@ -165,8 +173,12 @@ def serve(
         raise typer.Exit(2)
     _migrate(settings)
     settings.effective_secret_key()  # create the embedded key before workers race for it
-    with _database_errors(settings):
-        lines = asyncio.run(_bootstrap(settings))
+    try:
+        with _database_errors(settings):
+            lines = asyncio.run(_bootstrap(settings))
+    except DomainError as exc:  # e.g. RUSHGATE_ADMIN_PASSWORD breaks the password policy
+        console.print(f"[red]RUSHGATE_ADMIN_USERNAME/PASSWORD: {_explain(exc)}[/red]")
+        raise typer.Exit(2) from exc
     where = "embedded SQLite in " + str(settings.data_dir) if settings.embedded else "PostgreSQL"
     for line in [*lines, f"rushgate on http://{host}:{port}  ({where}; API docs at /docs)"]:
         _announce(line, json_logs)
@@ -288,11 +300,15 @@ def create_admin(
     _migrate(settings)
 
     async def run() -> None:
+        from rushgate.composition import build_password_policy
+
         storage = _storage(settings)
         try:
-            await RegistryService(storage, Argon2Hasher(settings.password_hash_cost)).create_admin(
-                username, password
-            )
+            await RegistryService(
+                storage,
+                Argon2Hasher(settings.password_hash_cost),
+                passwords=build_password_policy(settings),
+            ).create_admin(username, password)
         finally:
             await storage.close()
 
@@ -300,7 +316,7 @@ def create_admin(
         with _database_errors(settings):
             asyncio.run(run())
     except DomainError as exc:
-        console.print(f"[red]{exc.detail}[/red]")
+        console.print(f"[red]{_explain(exc)}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"created admin {username!r}")
 

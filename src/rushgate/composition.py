@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from rushgate import __version__
+from rushgate.adapters.breached_passwords import open_breached_list
 from rushgate.adapters.files.local import LocalDocumentStore
 from rushgate.adapters.mail.console import ConsoleMailer
 from rushgate.adapters.mail.smtp import SmtpMailer
@@ -28,20 +29,33 @@ from rushgate.adapters.security import (
 from rushgate.adapters.sql.engine import SqlStorage
 from rushgate.config import Settings
 from rushgate.domain.clock import Clock, SystemClock
+from rushgate.domain.passwords import PasswordPolicy
 from rushgate.observability.errors import close_sentry, init_sentry
 from rushgate.observability.logging import LogFormat
 from rushgate.observability.logging import configure as configure_logging
-from rushgate.observability.metrics import NodeGauges, RoomGauges, SectionGauges
+from rushgate.observability.metrics import (
+    NodeGauges,
+    RateLimitCounters,
+    RoomGauges,
+    SectionGauges,
+)
 from rushgate.observability.metrics import time_queries as time_queries_of
 from rushgate.services.admissions import AdmissionsService
+from rushgate.services.audit import AuditService
 from rushgate.services.auth import AuthService
+from rushgate.services.catalog import MAX_BYTES as CATALOG_CACHE_BYTES
+from rushgate.services.catalog import CatalogPages, RenderedPage
+from rushgate.services.challenge import ChallengeGate
 from rushgate.services.documents import DocumentService
 from rushgate.services.enrollment import EnrollmentService, FrontDoor
+from rushgate.services.login_guard import LoginGuard, LoginPolicy
 from rushgate.services.notifications import Notifier
 from rushgate.services.ports.coordination import Coordination
 from rushgate.services.ports.documents import DocumentStore
+from rushgate.services.ports.geo import CountryLookup
 from rushgate.services.ports.mail import Mailer
 from rushgate.services.qna import QnaService
+from rushgate.services.rate_limits import RateLimits
 from rushgate.services.registry import RegistryService
 from rushgate.services.waiting_room import RoomFeed, TermDirectory, WaitingRoomService
 from rushgate.workers.admitter import Admitter, database_health
@@ -116,6 +130,57 @@ def build_coordination(settings: Settings, clock: Clock) -> Coordination:
     return RedisCoordination.from_url(settings.redis_url, prefix=settings.redis_key_prefix)
 
 
+def build_country_lookup(settings: Settings) -> CountryLookup | None:
+    if settings.geoip_db is None:
+        return None
+    from rushgate.adapters.geo.mmdb import MmdbCountries
+
+    return MmdbCountries(settings.geoip_db)
+
+
+def build_challenges(settings: Settings, coordination: Coordination) -> ChallengeGate:
+    """The configured bot challenge; answers are remembered in the coordination store,
+    so one is accepted once whichever node sees it."""
+    if settings.challenge == "off":
+        return ChallengeGate(None)
+    if settings.challenge == "pow":
+        from rushgate.adapters.challenge.pow import ProofOfWork
+
+        pow_verifier = ProofOfWork(
+            settings.effective_secret_key().encode(),
+            coordination.used_answers,
+            # Puzzles expire in real time, whatever clock the rules run on (demos).
+            SystemClock(),
+            difficulty=settings.pow_difficulty,
+        )
+        return ChallengeGate(pow_verifier, on_join=settings.challenge_on_join)
+    from rushgate.adapters.challenge.captcha import HCAPTCHA, TURNSTILE, SiteverifyVerifier
+
+    site_key, secret = settings.challenge_site_key, settings.challenge_secret_key
+    if site_key is None or secret is None:  # Settings refuses this already
+        raise ValueError("a CAPTCHA needs RUSHGATE_CHALLENGE_SITE_KEY and _SECRET_KEY")
+    captcha = SiteverifyVerifier(
+        TURNSTILE if settings.challenge == "turnstile" else HCAPTCHA,
+        site_key=site_key,
+        secret=secret.get_secret_value(),
+        used=coordination.used_answers,
+        verify_url=settings.challenge_verify_url,
+        timeout_seconds=settings.challenge_timeout_seconds,
+        hostname=settings.challenge_hostname,
+    )
+    return ChallengeGate(captcha, on_join=settings.challenge_on_join, close=captcha.aclose)
+
+
+def build_password_policy(settings: Settings) -> PasswordPolicy:
+    """The password rules, with the breached list read (or opened) once, at start."""
+    breached = (
+        None
+        if settings.breached_passwords_file is None
+        else open_breached_list(settings.breached_passwords_file)
+    )
+    return PasswordPolicy(min_length=settings.password_min_length, breached=breached)
+
+
 def build_mailer(settings: Settings) -> Mailer:
     if settings.smtp_url is None:
         return ConsoleMailer()
@@ -161,10 +226,13 @@ class Container:
     storage: SqlStorage
     coordination: Coordination
     auth: AuthService
+    challenges: ChallengeGate
+    login_guard: LoginGuard
     enrollment: EnrollmentService
     registry: RegistryService
     admissions: AdmissionsService
     qna: QnaService
+    audit: AuditService
     document_store: DocumentStore
     documents: DocumentService
     waiting_room: WaitingRoomService
@@ -174,9 +242,12 @@ class Container:
     outbox_relay: OutboxRelay
     feed: RoomFeed
     terms: TermDirectory
+    catalog_pages: CatalogPages[RenderedPage]
     room_gauges: RoomGauges
     section_gauges: SectionGauges
     node_gauges: NodeGauges
+    rate_limits: RateLimits
+    countries: CountryLookup | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -191,8 +262,11 @@ class Container:
         time_queries(storage)
         secret = settings.effective_secret_key()
         hasher = Argon2Hasher(settings.password_hash_cost)
+        passwords = build_password_policy(settings)
         signer = JwtSigner(secret, clock, timedelta(seconds=settings.token_ttl_seconds))
         coordination = build_coordination(settings, clock)
+        auth = AuthService(storage, hasher, signer)
+        challenges = build_challenges(settings, coordination)
         document_store = LocalDocumentStore(settings.effective_documents_dir)
         documents = DocumentService(
             storage, document_store, clock, max_bytes=settings.max_upload_bytes
@@ -226,11 +300,24 @@ class Container:
             clock=clock,
             storage=storage,
             coordination=coordination,
-            auth=AuthService(storage, hasher, signer),
+            auth=auth,
+            challenges=challenges,
+            login_guard=LoginGuard(
+                auth,
+                coordination.limits,
+                challenges,
+                LoginPolicy(
+                    pair_failures=settings.login_max_failures,
+                    account_step_up_failures=settings.login_account_step_up_failures,
+                    ip_step_up_failures=settings.login_ip_step_up_failures,
+                ),
+            ),
             enrollment=EnrollmentService(
                 storage, clock, FrontDoor(terms, coordination.hints, waiting_room)
             ),
-            registry=RegistryService(storage, hasher, hasher.hash_many),
+            registry=RegistryService(
+                storage, hasher, hasher.hash_many, clock=clock, passwords=passwords
+            ),
             admissions=AdmissionsService(
                 storage,
                 hasher,
@@ -240,8 +327,10 @@ class Container:
                 require_verification=settings.effective_require_email_verification,
                 verify_url=settings.public_url.rstrip("/")
                 + "/api/v1/applicants/verify?token={token}",
+                passwords=passwords,
             ),
             qna=QnaService(storage, clock),
+            audit=AuditService(storage, clock),
             document_store=document_store,
             documents=documents,
             document_sweeper=DocumentSweeper(
@@ -273,9 +362,21 @@ class Container:
             ),
             feed=feed,
             terms=terms,
+            catalog_pages=CatalogPages(
+                settings.catalog_cache_seconds,
+                max_weight=CATALOG_CACHE_BYTES,
+                weigh=lambda page: len(page.body),
+            ),
             room_gauges=gauges,
             section_gauges=section_gauges,
             node_gauges=build_node_gauges(storage, coordination, clock),
+            rate_limits=RateLimits(
+                coordination.limits,
+                enabled=settings.rate_limits,
+                scale=settings.rate_limit_scale,
+                metrics=RateLimitCounters(),
+            ),
+            countries=build_country_lookup(settings),
         )
 
     def start(self) -> None:
@@ -304,5 +405,7 @@ class Container:
         with contextlib.suppress(Exception):
             await self.outbox_relay.close()
         self._tasks = []
+        with contextlib.suppress(Exception):
+            await self.challenges.close()
         await self.coordination.close()
         await self.storage.close()

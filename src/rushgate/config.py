@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import hmac
+import ipaddress
+import re
 import secrets
 import socket
 from pathlib import Path
@@ -18,6 +20,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rushgate.adapters.sql.engine import sqlite_url_for
 
 _MIN_SECRET_LENGTH = 32
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDRs, each checked (``ValueError`` otherwise)."""
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    for item in items:
+        ipaddress.ip_network(item, strict=False)
+    return items
 
 
 class Settings(BaseSettings):
@@ -104,8 +114,28 @@ class Settings(BaseSettings):
         description="Delivered outbox messages (sent mail) are deleted after this many "
         "days; 0 keeps them. Pending and dead-lettered ones are always kept.",
     )
+    catalog_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long a node reuses a rendered catalog page (seats left that old at "
+        "most) and the max-age it tells browsers and nginx. 0: read every request afresh.",
+    )
     token_ttl_seconds: int = Field(default=4 * 3600, ge=60, le=7 * 24 * 3600)
     password_hash_cost: Literal["standard", "low"] = "standard"  # noqa: S105
+    password_min_length: int = Field(
+        default=10,
+        ge=8,
+        le=128,
+        description="Shortest password an applicant may choose at sign-up. Passwords an "
+        "operator sets (students' initial ones, admins) need at least 8.",
+    )
+    breached_passwords_file: Path | None = Field(
+        default=None,
+        description="Refuse passwords listed here: SHA-1 hex digests, one a line, optionally "
+        "with :count (the Pwned Passwords format). Up to 16 MiB it is loaded at start; "
+        "larger files are searched on disk and must be sorted by hash.",
+    )
     admin_username: str | None = None
     admin_password: SecretStr | None = None
     shutdown_drain_seconds: float = Field(
@@ -178,6 +208,109 @@ class Settings(BaseSettings):
         description="The same error or event is told at most once this often (repeats are "
         "counted in the next message).",
     )
+    rate_limits: bool = Field(
+        default=True,
+        description="Per-address and per-account budgets on login, sign-up, waiting-room "
+        "join, enroll/drop and Q&A posts (429 beyond them). Off: no app-side limits.",
+    )
+    rate_limit_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="Multiplies every budget's burst and rate (2: twice as generous).",
+    )
+    rate_limit_exempt: str = Field(
+        default="127.0.0.1/8,::1",
+        description="Comma-separated client addresses or CIDRs the rate limits never apply "
+        "to, per address or per account (load generators, this machine). Empty: none.",
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Comma-separated addresses or CIDRs of the proxies in front of the "
+        "nodes (nginx). Only their X-Forwarded-For / X-Real-IP and country header are "
+        "believed. Empty: the socket peer is always the client.",
+    )
+    allowed_countries: str = Field(
+        default="",
+        description="Comma-separated ISO country codes (e.g. KR) allowed to sign up, log "
+        "in, join and enroll; a request whose country is unknown is refused too. Empty: "
+        "no country rule.",
+    )
+    country_header: str = Field(
+        default="CF-IPCountry",
+        pattern=r"^[A-Za-z0-9-]{0,64}$",
+        description="Header with the client's country set by a trusted edge (CDN), "
+        "believed only from a trusted proxy. Empty: only RUSHGATE_GEOIP_DB is asked.",
+    )
+    geoip_db: Path | None = Field(
+        default=None,
+        description="A MaxMind or DB-IP country .mmdb file, for the country rule when no "
+        "trusted header says it.",
+    )
+
+    challenge: Literal["off", "turnstile", "hcaptcha", "pow"] = Field(
+        default="off",
+        description="Bot challenge asked on sign-up, on login after failures and (with "
+        "RUSHGATE_CHALLENGE_ON_JOIN) on waiting-room join: a CAPTCHA (turnstile, hcaptcha), "
+        "self-hosted proof of work (pow), or off.",
+    )
+    challenge_on_join: bool = Field(
+        default=False, description="Joining a waiting room needs a solved challenge too."
+    )
+    challenge_site_key: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The CAPTCHA widget's site key (public); required for turnstile and hcaptcha.",
+    )
+    challenge_secret_key: SecretStr | None = Field(
+        default=None,
+        description="The CAPTCHA provider's secret key, for its siteverify API; required for "
+        "turnstile and hcaptcha.",
+    )
+    challenge_verify_url: str | None = Field(
+        default=None,
+        description="Override the provider's siteverify URL (a proxy, or a fake in tests).",
+    )
+    challenge_hostname: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Refuse CAPTCHA tokens solved on any other host name than this. Unset: "
+        "not checked.",
+    )
+    challenge_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="How long siteverify may take; slower (or failing) counts as not solved.",
+    )
+    pow_difficulty: int = Field(
+        default=18,
+        ge=1,
+        le=32,
+        description="Leading zero bits of the proof of work: 2^n hashes on average (18: "
+        "about a second in a browser).",
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed logins for one account from one address before that pair waits "
+        "(30 s, then 5 min after twice as many, 30 min after four times).",
+    )
+    login_account_step_up_failures: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        description="Failed logins for one account from every address (one forgiven a "
+        "minute) before its login needs a solved challenge; never a lock.",
+    )
+    login_ip_step_up_failures: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Failed logins from one address across accounts (one forgiven every "
+        "30 s) before its logins need a challenge and are slowed to one a second.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -203,6 +336,29 @@ class Settings(BaseSettings):
         ):
             if url is not None and not url.get_secret_value().startswith(("https://", "http://")):
                 raise ValueError(f"{name} must be an http(s) URL")
+        for name, networks in (
+            ("RUSHGATE_TRUSTED_PROXIES", self.trusted_proxies),
+            ("RUSHGATE_RATE_LIMIT_EXEMPT", self.rate_limit_exempt),
+        ):
+            try:
+                _networks(networks)
+            except ValueError:
+                raise ValueError(f"{name}: comma-separated addresses or CIDRs") from None
+        if any(not re.fullmatch(r"[A-Z]{2}", c) for c in self.allowed_country_codes):
+            raise ValueError("RUSHGATE_ALLOWED_COUNTRIES: comma-separated ISO codes, e.g. KR")
+        if self.geoip_db is not None and not self.geoip_db.is_file():
+            raise ValueError(f"RUSHGATE_GEOIP_DB: no such file {self.geoip_db}")
+        if self.challenge in ("turnstile", "hcaptcha") and (
+            self.challenge_site_key is None or self.challenge_secret_key is None
+        ):
+            raise ValueError(
+                f"RUSHGATE_CHALLENGE={self.challenge} needs RUSHGATE_CHALLENGE_SITE_KEY and "
+                "RUSHGATE_CHALLENGE_SECRET_KEY"
+            )
+        if self.challenge_verify_url is not None and not self.challenge_verify_url.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("RUSHGATE_CHALLENGE_VERIFY_URL must be an http(s) URL")
         if self.personal_data_key is not None:
             key = self.personal_data_key.get_secret_value()
             try:
@@ -212,6 +368,18 @@ class Settings(BaseSettings):
             if len(raw) != 32:
                 raise ValueError("RUSHGATE_PERSONAL_DATA_KEY must be 32 bytes in base64url")
         return self
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[str, ...]:
+        return _networks(self.trusted_proxies)
+
+    @property
+    def rate_limit_exempt_networks(self) -> tuple[str, ...]:
+        return _networks(self.rate_limit_exempt)
+
+    @property
+    def allowed_country_codes(self) -> frozenset[str]:
+        return frozenset(c.strip().upper() for c in self.allowed_countries.split(",") if c.strip())
 
     @property
     def embedded(self) -> bool:

@@ -10,6 +10,7 @@ reading here (an extra check; the tests never depend on it).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -288,7 +289,8 @@ def test_kubectl_renders_the_same_objects() -> None:
 
 SERVICE_KEYS = {
     "build", "command", "depends_on", "entrypoint", "environment", "expose", "healthcheck",
-    "image", "init", "pid", "ports", "read_only", "restart", "stop_grace_period", "tmpfs",
+    "image", "init", "networks", "pid", "ports", "read_only", "restart", "stop_grace_period",
+    "tmpfs",
     "user",
     "volumes",
 }  # fmt: skip
@@ -306,7 +308,7 @@ def services() -> dict[str, dict[str, Any]]:
 
 
 def test_compose_topology() -> None:
-    assert set(compose()) <= {"name", "services", "volumes"} | {
+    assert set(compose()) <= {"name", "services", "volumes", "networks"} | {
         k for k in compose() if k.startswith("x-")
     }
     assert set(services()) == {
@@ -359,6 +361,12 @@ def test_compose_app_nodes_wait_for_migrations_and_healthy_dependencies() -> Non
         # documents directory the image creates (and owns, so the volume is writable).
         assert node["volumes"] == ["documents:/var/lib/rushgate/documents"]
     assert "/var/lib/rushgate/documents" in DOCKERFILE.read_text()
+    # The nodes believe X-Forwarded-For from nginx only: its fixed address on the subnet.
+    address = services()["nginx"]["networks"]["default"]["ipv4_address"]
+    (subnet,) = compose()["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet["subnet"])
+    for name in APP_NODES:
+        assert services()[name]["environment"]["RUSHGATE_TRUSTED_PROXIES"] == address
     for name in APP_NODES:
         assert services()["nginx"]["depends_on"][name]["condition"] == "service_healthy"
 
@@ -418,6 +426,11 @@ def test_nginx_prometheus_and_grafana_point_at_the_compose_services() -> None:
     upstream = re.findall(r"^\s*server\s+([\w.-]+:\d+)", nginx, re.MULTILINE)
     assert upstream == [f"{node}:{APP_PORT}" for node in APP_NODES]
     assert re.search(r"^\s*listen 80\b", nginx, re.MULTILINE)
+    # The outer rate limits and the catalog cache, as in the templated config.
+    assert "limit_req_zone $binary_remote_addr zone=rushgate_api" in nginx
+    assert "limit_req zone=rushgate_login" in nginx
+    assert "proxy_cache rushgate_catalog;" in nginx
+    assert "error_page 429 @rate_limited;" in nginx
     assert nginx.count("{") == nginx.count("}")
     assert "/nginx-health" in " ".join(services()["nginx"]["healthcheck"]["test"])
 

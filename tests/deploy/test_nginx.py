@@ -567,3 +567,54 @@ def test_untrusted_forwarded_for_is_ignored_and_api_is_rate_limited(tmp_path: Pa
 
         # Health checks are never limited.
         assert {client.get("/healthz").status_code for _ in range(20)} == {200}
+
+
+def test_logins_and_sign_ups_have_a_tighter_limit_of_their_own(tmp_path: Path) -> None:
+    with (
+        nodes(Node("only")) as (only,),
+        running_nginx(
+            tmp_path / "nginx",
+            upstreams=[Upstream("127.0.0.1", only.port)],
+            rate_per_second=1000,
+            login_rate_per_second=1,
+            login_burst=4,
+        ) as nginx,
+        nginx.client() as client,
+    ):
+        logins = [client.post("/api/v1/auth/token", json={}) for _ in range(12)]
+        codes = Counter(a.status_code for a in logins)
+        assert codes[200] <= 6  # the burst of 4, plus what refilled meanwhile (1/s)
+        assert codes[429] >= 6
+        limited = next(a for a in logins if a.status_code == 429)
+        assert limited.headers["content-type"] == PROBLEM_JSON
+        assert limited.json()["code"] == "rate_limited"
+        assert limited.headers["retry-after"] == "1"
+        # One zone for every way in: sign-ups and browser sessions share the budget.
+        assert client.post("/api/v1/applicants", json={}).status_code == 429
+        assert client.post("/api/v1/auth/session", json={}).status_code == 429
+        # The rest of the API has its own, larger budget; and the login location still
+        # passes the client's address on.
+        echo = client.get("/api/v1/echo")
+        assert echo.status_code == 200
+        assert (echo.json()["real_ip"], echo.json()["xff"]) == ("127.0.0.1", "127.0.0.1")
+        assert {s["real_ip"] for s in only.seen if s["path"] == "/api/v1/auth/token"} == {
+            "127.0.0.1"
+        }
+        # Neighbouring paths are not logins.
+        assert client.post("/api/v1/applicants/verify", json={}).status_code == 200
+
+
+def test_render_refuses_a_login_rate_nginx_cannot_use(tmp_path: Path) -> None:
+    common: dict[str, Any] = {
+        "listen_host": "127.0.0.1",
+        "listen_port": 18080,
+        "upstreams": [Upstream("127.0.0.1", 18001)],
+        "prefix": tmp_path,
+    }
+    with pytest.raises(NginxConfigError, match="login_rate_per_second"):
+        render_nginx_conf(**common, login_rate_per_second=0)
+    with pytest.raises(NginxConfigError, match="login_burst"):
+        render_nginx_conf(**common, login_burst=-1)
+    text = render_nginx_conf(**common, login_rate_per_second=7)
+    assert "zone=rushgate_login:10m rate=7r/s" in text
+    assert "zone=rushgate_login burst=35 nodelay" in text  # five seconds' worth

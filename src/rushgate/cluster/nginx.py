@@ -73,6 +73,8 @@ def render_nginx_conf(
     client_max_body_size: str = "1m",
     rate_per_second: int = 200,
     rate_burst: int | None = None,
+    login_rate_per_second: int = 50,
+    login_burst: int | None = None,
     max_fails: int = 3,
     fail_timeout_seconds: int = 10,
     worker_user: str | None = None,
@@ -85,7 +87,9 @@ def render_nginx_conf(
     ``tls`` adds a listener on ``tls_port`` speaking HTTP/2 (and HTTP/1.1) over TLS.
     ``trusted_proxies`` are the addresses or CIDR ranges whose ``X-Forwarded-For`` is
     believed. ``rate_per_second`` and ``rate_burst`` (default: the rate, at least 10) limit
-    each client IP on ``/api/``. ``max_fails=0`` turns off passive health checks.
+    each client IP on ``/api/``; ``login_rate_per_second`` and ``login_burst`` (default:
+    five seconds' worth, at least 10) limit it further on logging in and signing up.
+    ``max_fails=0`` turns off passive health checks.
     ``worker_user``: the ``user`` directive; by default none, except that a root master
     gets ``user root`` when the unprivileged default (``nobody``) could not reach
     ``prefix`` or ``errors_dir`` (e.g. under a 0700 temporary directory).
@@ -105,6 +109,11 @@ def render_nginx_conf(
     burst = max(10, rate_per_second) if rate_burst is None else rate_burst
     if burst < 0 or max_fails < 0 or fail_timeout_seconds < 1:
         raise NginxConfigError("rate_burst, max_fails >= 0 and fail_timeout_seconds >= 1")
+    if login_rate_per_second < 1:
+        raise NginxConfigError("login_rate_per_second must be at least 1")
+    login = max(10, 5 * login_rate_per_second) if login_burst is None else login_burst
+    if login < 0:
+        raise NginxConfigError("login_burst must be >= 0")
     errors = (errors_dir if errors_dir is not None else template_dir() / "errors").resolve()
     prefix = prefix.resolve()
 
@@ -158,6 +167,8 @@ def render_nginx_conf(
         "CLIENT_MAX_BODY_SIZE": client_max_body_size,
         "RATE_PER_SECOND": str(rate_per_second),
         "RATE_BURST": str(burst),
+        "LOGIN_RATE_PER_SECOND": str(login_rate_per_second),
+        "LOGIN_BURST": str(login),
         "BALANCE": (
             "        least_conn;  # each request to the node with the fewest active ones"
             if balance == "least_conn"

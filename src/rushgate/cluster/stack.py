@@ -20,7 +20,7 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
+import subprocess  # runs this machine's own fixed commands  # nosec B404
 import sys
 import time
 import urllib.error
@@ -169,7 +169,7 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = START_TIMEOUT) 
 
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback  # nosec B310
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -215,7 +215,7 @@ def _as_postgres(command: Sequence[str]) -> list[str]:
 
 
 def _run(command: Sequence[str], what: str, **kwargs: Any) -> None:
-    result = subprocess.run(  # noqa: S603 - our own fixed commands
+    result = subprocess.run(  # noqa: S603 - our own fixed commands  # nosec B603
         list(command), capture_output=True, text=True, check=False, **kwargs
     )
     if result.returncode != 0:
@@ -232,7 +232,7 @@ def _postgres_dir(path: Path) -> None:
 
 def _pg_ready(port: int) -> Callable[[], bool]:
     def check() -> bool:
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(  # noqa: S603 - a fixed command  # nosec B603
             [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
             capture_output=True,
             check=False,
@@ -245,7 +245,7 @@ def _pg_ready(port: int) -> Callable[[], bool]:
 def _check_postgres_can_reach(directory: Path) -> None:
     if os.geteuid() != 0:
         return
-    reachable = subprocess.run(  # noqa: S603
+    reachable = subprocess.run(  # noqa: S603 - fixed, runuser from PATH  # nosec B603 B607
         ["runuser", "-u", "postgres", "--", "test", "-x", str(directory)],  # noqa: S607
         capture_output=True,
         check=False,
@@ -333,7 +333,7 @@ def _pg_ctl_start(data: Path, log: Path) -> None:
 def _stop_postgres(data: Path) -> None:
     if not (data / "postmaster.pid").exists():
         return
-    subprocess.run(  # noqa: S603
+    subprocess.run(  # noqa: S603 - a fixed command  # nosec B603
         _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
         capture_output=True,
         check=False,
@@ -406,6 +406,9 @@ def _environment(state: State, directory: Path) -> dict[str, str]:
     # Longer than nginx's idle keepalive to the nodes (4 s): by the time a stopping node
     # closes its connections, nginx holds none of them idle (see CloseWhileDraining).
     env.setdefault("RUSHGATE_SHUTDOWN_DRAIN_SECONDS", "5")
+    # The nodes listen on loopback and only this stack's nginx (on 127.0.0.1) reaches
+    # them: its X-Forwarded-For / X-Real-IP, and nothing else, names the client.
+    env["RUSHGATE_TRUSTED_PROXIES"] = "127.0.0.1"
     return env
 
 
@@ -414,7 +417,7 @@ def _launch(
 ) -> Node:
     log = logs / f"{name}.log"
     with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(  # noqa: S603 - the stack's own commands  # nosec B603
             list(command),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -540,7 +543,7 @@ def _wait_started(part: Node, url: str) -> None:
 def _metrics_show(url: str, series: str) -> bool:
     """Whether the exposition at ``url`` has the unlabelled ``series`` at value 1."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback  # nosec B310
             text = response.read().decode(errors="replace")
     except (urllib.error.URLError, OSError):
         return False
@@ -772,6 +775,7 @@ def write_nginx_conf(state: State, directory: Path, *, without: str | None = Non
             client_max_body_size="8m",
             # Per client address; a local rehearsal sends everything from 127.0.0.1.
             rate_per_second=LOCAL_RATE_PER_SECOND,
+            login_rate_per_second=LOCAL_RATE_PER_SECOND,
             status_port=state.nginx_status_port or None,
         )
     )

@@ -19,17 +19,23 @@ from rushgate.composition import Container, configure_process
 from rushgate.config import Settings
 from rushgate.domain.clock import Clock
 from rushgate.http import errors
+from rushgate.http.client import ClientResolver
 from rushgate.http.deps import document_bearer_auth
+from rushgate.http.limits import CountryRule, Guard
 from rushgate.http.middleware import BodyLimit, CloseWhileDraining, Observe, SecurityHeaders
+from rushgate.http.openapi_problems import document_problems
 from rushgate.http.routes import (
     admin,
     admin_admissions,
     admissions,
+    audit,
     auth,
+    challenge,
     documents,
     health,
     qna,
     queue,
+    session,
     student,
 )
 from rushgate.observability import metrics
@@ -72,13 +78,32 @@ def create_app(
         student,
         health,
         auth,
+        session,
+        challenge,
         admin,
+        audit,
         admissions,
         admin_admissions,
         qna,
         documents,
     ):
         app.include_router(module.router)
+    # Innermost: the client address (behind trusted proxies), the country rule and the
+    # rate-limit budgets, before a guarded route parses its body.
+    app.state.client_resolver = ClientResolver(settings.trusted_proxy_networks)
+    allowed_countries = settings.allowed_country_codes
+    app.add_middleware(
+        Guard,
+        resolver=app.state.client_resolver,
+        rate_limits=container.rate_limits,
+        authenticate=container.auth.authenticate,
+        exempt=settings.rate_limit_exempt_networks,
+        countries=CountryRule(
+            allowed_countries, header=settings.country_header or None, lookup=container.countries
+        )
+        if allowed_countries
+        else None,
+    )
     # Uploads are bounded by their own setting (exactly by the route, as they stream).
     upload_limit = settings.max_upload_bytes + documents.FORM_OVERHEAD_BYTES
     app.add_middleware(
@@ -99,6 +124,7 @@ def create_app(
         access_log=settings.access_log,
     )
     document_bearer_auth(app)
+    document_problems(app)
     return app
 
 

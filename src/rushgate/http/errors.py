@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +45,10 @@ _STATUS: dict[type[domain.DomainError], int] = {
     domain.EmailUnverified: 403,
     domain.UnsupportedDocument: 415,
     domain.DocumentTooLarge: 413,
+    domain.RateLimited: 429,
+    domain.ChallengeRequired: 403,
+    domain.ChallengeFailed: 403,
+    domain.CountryNotAllowed: 403,
 }
 
 _HTTP_CODES = {
@@ -95,6 +100,12 @@ class ApiError(Exception):
         self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
+def retry_after_header(seconds: float) -> str:
+    """``Retry-After`` in whole seconds, rounded up and at least 1 (0 would invite an
+    immediate retry that is refused again)."""
+    return str(max(1, math.ceil(seconds)))
+
+
 def status_for(error: domain.DomainError) -> int:
     for kind in type(error).__mro__:
         if kind in _STATUS:
@@ -102,15 +113,23 @@ def status_for(error: domain.DomainError) -> int:
     return 400
 
 
+def domain_problem(exc: domain.DomainError) -> Response:
+    """The answer to a refusal of the rules (also used by middleware, which runs outside
+    the app's exception handlers)."""
+    headers = None
+    if exc.code == "invalid_credentials":
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, domain.Unavailable):
+        headers = {"Retry-After": RETRY_AFTER}
+    elif isinstance(exc, domain.RateLimited):
+        headers = {"Retry-After": retry_after_header(exc.retry_after)}
+    return problem(status_for(exc), exc.code, exc.detail, headers=headers, extra=exc.context)
+
+
 def install(app: FastAPI, storage: Storage) -> None:
     @app.exception_handler(domain.DomainError)
     async def _domain(_: Request, exc: domain.DomainError) -> Response:
-        headers = None
-        if exc.code == "invalid_credentials":
-            headers = {"WWW-Authenticate": "Bearer"}
-        elif isinstance(exc, domain.Unavailable):
-            headers = {"Retry-After": RETRY_AFTER}
-        return problem(status_for(exc), exc.code, exc.detail, headers=headers, extra=exc.context)
+        return domain_problem(exc)
 
     async def _storage(request: Request, exc: Exception) -> Response:
         if not storage.is_outage(exc):

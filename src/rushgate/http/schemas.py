@@ -138,6 +138,11 @@ Count = Annotated[int, Field(strict=True)]
 class TokenRequest(Strict):
     username: Annotated[str, StringConstraints(min_length=1, max_length=254)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    challenge: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = Field(
+        default=None,
+        description="A solved bot challenge, when one is asked for (or send it as the "
+        "X-Rushgate-Challenge header).",
+    )
 
 
 class TokenResponse(BaseModel):
@@ -250,6 +255,10 @@ class SectionOut(BaseModel):
 class CatalogOut(BaseModel):
     term: str
     sections: list[SectionOut]
+    next: str | None = Field(
+        default=None,
+        description="The cursor of the next page (pass it as `after`); null on the last page.",
+    )
 
 
 class EnrollRequest(Strict):

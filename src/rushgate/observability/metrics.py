@@ -80,6 +80,17 @@ ENROLL_OUTCOMES = Counter(
     ["outcome"],
 )
 
+RATE_LIMITED = Counter(
+    "rushgate_rate_limited",
+    "Requests refused by a rate limit (429), by budget.",
+    ["budget"],
+)
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "rushgate_rate_limit_fail_open",
+    "Requests let through unchecked because the rate-limit backend failed, by budget.",
+    ["budget"],
+)
+
 # --- waiting room (from the admitter, on the node that holds its lock) -------------------
 
 QUEUE_WAITING = Gauge(
@@ -452,6 +463,26 @@ class RequestMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+
+class RateLimitCounters:
+    """Refusals and fail-open passes of the rate limits (``RateLimitMetrics``)."""
+
+    def __init__(self) -> None:
+        self._limited: dict[str, Counter] = {}
+        self._failed_open: dict[str, Counter] = {}
+
+    def limited(self, budget: str) -> None:
+        child = self._limited.get(budget)
+        if child is None:
+            child = self._limited[budget] = RATE_LIMITED.labels(budget=budget)
+        child.inc()
+
+    def failed_open(self, budget: str) -> None:
+        child = self._failed_open.get(budget)
+        if child is None:
+            child = self._failed_open[budget] = RATE_LIMIT_FAIL_OPEN.labels(budget=budget)
+        child.inc()
 
 
 _OUTCOMES: dict[str, Counter] = {}

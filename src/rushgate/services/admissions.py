@@ -36,6 +36,8 @@ from rushgate.domain.errors import (
     ValidationFailed,
 )
 from rushgate.domain.model import normalize_email
+from rushgate.domain.passwords import MAX_LENGTH, PasswordPolicy, password_error
+from rushgate.services.audit import record as record_change
 from rushgate.services.ports.admissions import (
     Applicant,
     ApplicationDraft,
@@ -46,14 +48,16 @@ from rushgate.services.ports.admissions import (
     StoredRound,
     VerificationTokens,
 )
+from rushgate.services.ports.audit import Actor
 from rushgate.services.ports.auth import PasswordHasher
 from rushgate.services.ports.outbox import OutboxMessage
 from rushgate.services.ports.storage import Storage, UnitOfWork
 
 # Sealed at rest; the other personal fields are stored as they are.
 SEALED_FIELDS = frozenset({"birth_date", "phone", "guardian_phone"})
-PASSWORD_MIN = 8
-PASSWORD_MAX = 256
+# The defaults of the password rules (``rushgate.domain.passwords``) for sign-ups.
+PASSWORD_MIN = PasswordPolicy().min_length
+PASSWORD_MAX = MAX_LENGTH
 STATEMENT_MAX = 10_000
 NAME_MAX = 50
 LOCALES = frozenset({"ko", "en"})
@@ -132,6 +136,7 @@ class AdmissionsService:
         *,
         require_verification: bool,
         verify_url: str,
+        passwords: PasswordPolicy | None = None,
     ) -> None:
         """``verify_url`` is the link mailed at sign-up, with ``{token}`` in it."""
         self._storage = storage
@@ -141,6 +146,7 @@ class AdmissionsService:
         self._clock = clock
         self._require_verification = require_verification
         self._verify_url = verify_url
+        self._passwords = passwords or PasswordPolicy()
 
     @property
     def verification_required(self) -> bool:
@@ -148,9 +154,17 @@ class AdmissionsService:
 
     # --- rounds ------------------------------------------------------------------------
 
-    async def create_round(self, round_: AdmissionRound) -> None:
+    async def create_round(self, round_: AdmissionRound, *, actor: Actor | None = None) -> None:
         async with self._storage.unit_of_work() as uow:
             await uow.admissions.add_round(round_, now=self._clock.now())
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                "admission_round.create",
+                f"round:{round_.code}",
+                tracks=[t.code for t in round_.tracks],
+            )
             await uow.commit()
 
     async def round(self, code: str) -> AdmissionRound:
@@ -166,8 +180,9 @@ class AdmissionsService:
         errors: list[dict[str, str]] = []
         if len(email) > 254 or not _EMAIL.fullmatch(email) or has_forbidden_characters(email):
             errors.append(_field_error("email", "not an email address"))
-        if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-            errors.append(_field_error("password", f"{PASSWORD_MIN} to {PASSWORD_MAX} characters"))
+        weak = self._passwords.problem(password, identities=(email,))
+        if weak is not None:
+            errors.append(password_error("password", weak))
         elif has_forbidden_characters(password):
             errors.append(_field_error("password", "control characters are not allowed"))
         clean_name = name.strip()
@@ -332,6 +347,8 @@ class AdmissionsService:
         round_code: str,
         receipt_number: str,
         target: ApplicationStatus,
+        *,
+        actor: Actor | None = None,
     ) -> ApplicationView:
         """A staff decision; the applicant is mailed. Setting the status an application
         has already is a no-op (a retried request), with no second mail."""
@@ -342,16 +359,32 @@ class AdmissionsService:
                 stored.pk, receipt_number, lock=True
             )
             saved = await self._decide(uow, actor_user_pk, stored, record, target, now)
+            if saved is not record:  # a retried decision changed nothing: nothing to log
+                await record_change(
+                    uow,
+                    self._clock,
+                    actor,
+                    "application.decide",
+                    f"application:{round_code}/{receipt_number}",
+                    status=target.value,
+                    previous=record.status.value,
+                )
             await uow.commit()
         return self._view(stored, saved)
 
     async def admit_from_waitlist(
-        self, actor_user_pk: int, round_code: str, receipt_numbers: Sequence[str]
+        self,
+        actor_user_pk: int,
+        round_code: str,
+        receipt_numbers: Sequence[str],
+        *,
+        actor: Actor | None = None,
     ) -> list[ApplicationView]:
         """충원합격: accept these waitlisted applications, all or none (one that is not
         waitlisted, or unknown, refuses the whole announcement)."""
         now = self._clock.now()
         views: list[ApplicationView] = []
+        admitted: list[str] = []
         async with self._storage.unit_of_work() as uow:
             stored = await uow.admissions.round(round_code)
             # Sorted: two announcements that overlap lock their rows in the same order.
@@ -373,6 +406,17 @@ class AdmissionsService:
                     from_waitlist=True,
                 )
                 views.append(self._view(stored, saved))
+                if saved is not record:
+                    admitted.append(receipt)
+            if admitted:
+                await record_change(
+                    uow,
+                    self._clock,
+                    actor,
+                    "application.admit_from_waitlist",
+                    f"round:{round_code}",
+                    receipt_numbers=admitted,
+                )
             await uow.commit()
         return views
 

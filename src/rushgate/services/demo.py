@@ -18,7 +18,7 @@ from rushgate.services.registry import RegistryService, StudentInput
 
 DEMO_TERM = "demo"
 DEMO_ROUND = "demo-admissions"
-DEMO_PASSWORD = "rushgate-demo"  # noqa: S105 - printed to the operator on purpose
+DEMO_PASSWORD = "rushgate-demo"  # noqa: S105 - printed to the operator on purpose  # nosec B105
 
 _SUBJECTS = ("CS", "MATH", "PHYS", "CHEM", "BIO", "ECON", "HIST", "LIT", "ART", "MUS")
 _SLOTS = (

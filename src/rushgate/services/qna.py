@@ -22,6 +22,8 @@ from datetime import datetime
 from rushgate.domain.admissions import check_question
 from rushgate.domain.clock import Clock
 from rushgate.domain.errors import NotFound, ValidationFailed
+from rushgate.services.audit import record as record_change
+from rushgate.services.ports.audit import Actor
 from rushgate.services.ports.qna import (
     Answer,
     FaqEntry,
@@ -155,7 +157,13 @@ class QnaService:
     # --- staff --------------------------------------------------------------------------
 
     async def answer(
-        self, staff_user_pk: int, round_code: str, question_pk: int, body: str
+        self,
+        staff_user_pk: int,
+        round_code: str,
+        question_pk: int,
+        body: str,
+        *,
+        actor: Actor | None = None,
     ) -> QuestionView:
         """Answer, or replace the answer; it records who answered and when."""
         try:
@@ -172,12 +180,25 @@ class QnaService:
             if not found:
                 raise NotFound("no such question in this round", question=question_pk)
             record = await uow.qna.question(stored.pk, question_pk)
+            await record_change(
+                uow,
+                self._clock,
+                actor,
+                "question.answer",
+                f"question:{round_code}/{question_pk}",
+            )
             await uow.commit()
         assert record is not None  # just updated in this transaction
         return self._view(record, viewer)
 
     async def add_faq(
-        self, staff_user_pk: int, round_code: str, *, question: str, answer: str
+        self,
+        staff_user_pk: int,
+        round_code: str,
+        *,
+        question: str,
+        answer: str,
+        actor: Actor | None = None,
     ) -> FaqEntry:
         try:
             clean_question, clean_answer = check_question(question, answer)
@@ -192,6 +213,9 @@ class QnaService:
                 clean_answer,
                 by_user_pk=staff_user_pk,
                 now=self._clock.now(),
+            )
+            await record_change(
+                uow, self._clock, actor, "faq.create", f"faq:{round_code}/{entry.pk}"
             )
             await uow.commit()
         return entry

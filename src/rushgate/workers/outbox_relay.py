@@ -97,7 +97,7 @@ class OutboxRelay:
         self._retention = retention
         self._purge_every = purge_every_seconds
         self._next_purge = time.monotonic()
-        self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets  # nosec B311
         # One send may take this long; the batch stops while the lease still covers one.
         self._send_timeout = lease_seconds / 4
         self._mail_down = False

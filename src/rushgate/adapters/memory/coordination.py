@@ -13,7 +13,9 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from rushgate.domain.clock import Clock
+from rushgate.adapters.memory.rate_limits import MemoryRateLimiter
+from rushgate.adapters.memory.used_answers import MemoryUsedAnswers
+from rushgate.domain.clock import Clock, SystemClock
 from rushgate.domain.waiting_room import RoomSnapshot
 from rushgate.services.ports.enrollment import SectionView
 from rushgate.services.ports.locks import Lease
@@ -113,6 +115,10 @@ class MemoryCoordination:
         self.lock = MemoryClusterLock(self)
         self.bus = MemoryRoomBus(self)
         self.hints = MemorySeatHints(self)
+        # Budgets measure real request rates: wall time, like Redis's TIME, even when the
+        # rules run on a frozen or simulated clock (tests, demos).
+        self.limits = MemoryRateLimiter(SystemClock())
+        self.used_answers = MemoryUsedAnswers()
 
     async def ping(self) -> None:
         return None

@@ -33,6 +33,8 @@ from rushgate.adapters.redis.codec import (
     snapshot_from_json,
     snapshot_to_json,
 )
+from rushgate.adapters.redis.rate_limits import RedisRateLimiter
+from rushgate.adapters.redis.used_answers import RedisUsedAnswers
 from rushgate.domain.errors import Unavailable
 from rushgate.domain.waiting_room import RoomSnapshot
 from rushgate.services.ports.enrollment import SectionView
@@ -134,6 +136,8 @@ class RedisCoordination:
         self.lock = RedisClusterLock(self._keys, scripts)
         self.bus = RedisRoomBus(client, self._keys)
         self.hints = RedisSeatHints(client, self._keys, scripts)
+        self.limits = RedisRateLimiter(client, prefix=prefix)
+        self.used_answers = RedisUsedAnswers(client, prefix=prefix)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "rg:") -> RedisCoordination:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 
 from rushgate.adapters.sql import unavailable
 from rushgate.adapters.sql.admissions import SqlAdmissionsRepository
+from rushgate.adapters.sql.audit import SqlAuditLog
 from rushgate.adapters.sql.contacts import SqlContacts
 from rushgate.adapters.sql.documents import SqlDocumentsRepository
 from rushgate.adapters.sql.outbox import SqlOutboxRelayStore, SqlOutboxWriter
@@ -100,6 +101,7 @@ class SqliteUnitOfWork:
     admissions: SqlAdmissionsRepository
     qna: SqlQnaRepository
     documents: SqlDocumentsRepository
+    audit: SqlAuditLog
 
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
@@ -120,6 +122,7 @@ class SqliteUnitOfWork:
         self.admissions = SqlAdmissionsRepository(self._conn, self._clock)
         self.qna = SqlQnaRepository(self._conn)
         self.documents = SqlDocumentsRepository(self._conn)
+        self.audit = SqlAuditLog(self._conn)
         return self
 
     async def __aexit__(

@@ -23,6 +23,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rushgate.adapters.sql.admissions import SqlAdmissionsRepository
+from rushgate.adapters.sql.audit import SqlAuditLog
 from rushgate.adapters.sql.codec import meetings_from_json, window_from_row
 from rushgate.adapters.sql.documents import SqlDocumentsRepository
 from rushgate.adapters.sql.qna import SqlQnaRepository
@@ -318,6 +319,7 @@ class PgUnitOfWork:
     admissions: SqlAdmissionsRepository
     qna: SqlQnaRepository
     documents: SqlDocumentsRepository
+    audit: SqlAuditLog
 
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
@@ -370,6 +372,7 @@ class PgUnitOfWork:
         self.admissions = SqlAdmissionsRepository(conn, self._clock)
         self.qna = SqlQnaRepository(conn)
         self.documents = SqlDocumentsRepository(conn)
+        self.audit = SqlAuditLog(conn)
         return self
 
     async def __aexit__(

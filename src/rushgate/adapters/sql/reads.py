@@ -138,15 +138,32 @@ class SqlReadModel:
             raise NotFound("no such term", term=code)
         return _term_view(rows[0])
 
-    async def catalog(self, term_code: str) -> list[SectionView]:
+    async def catalog(
+        self,
+        term_code: str,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        course_prefix: str | None = None,
+    ) -> list[SectionView]:
         async def work(conn: AsyncConnection) -> list[SectionView]:
             term_pk = (await conn.execute(select(T.c.id).where(T.c.code == term_code))).scalar()
             if term_pk is None:
                 raise NotFound("no such term", term=term_code)
-            rows = await conn.execute(
-                select(*_SECTION_COLUMNS).where(S.c.term_id == term_pk).order_by(S.c.section_id)
-            )
-            return [_section_view(r) for r in rows]
+            # Keyset paging on the (term_id, section_id) unique index: each page is an
+            # index range scan from the cursor, however deep into the catalog it is,
+            # and sections added meanwhile never shift the pages after the cursor.
+            query = select(*_SECTION_COLUMNS).where(S.c.term_id == term_pk)
+            if after is not None:
+                query = query.where(S.c.section_id > after)
+            if course_prefix:
+                # substr, not LIKE: LIKE ignores case on SQLite but not on PostgreSQL.
+                prefix = func.substr(S.c.course_code, 1, len(course_prefix))
+                query = query.where(prefix == course_prefix)
+            query = query.order_by(S.c.section_id)
+            if limit is not None:
+                query = query.limit(limit)
+            return [_section_view(r) for r in await conn.execute(query)]
 
         return await self._run(work)
 

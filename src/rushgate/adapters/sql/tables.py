@@ -301,6 +301,23 @@ application_documents = Table(
     Index(None, "application_id", "id"),
 )
 
+# Who changed what, and when: append-only (migration 0007's triggers refuse UPDATE and
+# DELETE). No foreign key to users: an entry outlives the account, and a cascade would
+# have to delete rows the triggers protect.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Pk, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_user_id", Pk, nullable=False),
+    Column("actor_username", String(254), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(300), nullable=False),
+    Column("details", Json, nullable=False),
+    Column("request_id", String(128), nullable=True),
+    Column("client_ip", String(64), nullable=True),
+)
+
 # An address is one account whatever its case. Services store addresses lower-cased;
 # these indexes are the guarantee, whatever wrote the row (SQLite's lower() folds ASCII
 # only, which is enough once rows are lower-cased in Python). Usernames with an "@"
@@ -324,6 +341,7 @@ __all__ = [
     "application_documents",
     "application_history",
     "applications",
+    "audit_log",
     "enrollments",
     "idempotency_keys",
     "metadata",

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, status
 
 from rushgate.domain.model import Meeting, RegistrationWindow
-from rushgate.http.deps import AdminUser, ContainerDep
+from rushgate.http.deps import AdminActor, AdminUser, ContainerDep
 from rushgate.http.routes.views import term_out
 from rushgate.http.schemas import (
     Created,
@@ -41,8 +41,13 @@ _BULK_PROBLEMS: dict[int | str, dict[str, Any]] = {
 _STUDENTS_PROBLEMS = {k: v for k, v in _BULK_PROBLEMS.items() if k != 404}
 
 
-@router.post("/terms", status_code=status.HTTP_201_CREATED, response_model=TermOut)
-async def create_term(body: TermCreate, container: ContainerDep, _: AdminUser) -> TermOut:
+@router.post(
+    "/terms",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TermOut,
+    responses={409: {"description": "conflict: a term with this code exists"}},
+)
+async def create_term(body: TermCreate, container: ContainerDep, admin: AdminActor) -> TermOut:
     await container.registry.create_term(
         Term(
             code=body.code,
@@ -52,7 +57,8 @@ async def create_term(body: TermCreate, container: ContainerDep, _: AdminUser) -
             admit_per_second=body.waiting_room.admit_per_second,
             max_active=body.waiting_room.max_active,
             admission_ttl_seconds=body.waiting_room.admission_ttl_seconds,
-        )
+        ),
+        actor=admin,
     )
     container.terms.forget()  # this node at once; the others within the cache's seconds
     return term_out(await container.storage.reads(fresh=True).term(body.code))
@@ -65,7 +71,7 @@ async def create_sections(
     term: ParamText,
     body: Annotated[list[SectionCreate], Body(min_length=1, max_length=MAX_BULK_ITEMS)],
     container: ContainerDep,
-    _: AdminUser,
+    admin: AdminActor,
 ) -> Created:
     """Create 1 to 1,000 sections, all or nothing: one invalid or duplicate item
     refuses the whole request. Send more in several requests."""
@@ -83,7 +89,9 @@ async def create_sections(
             )
             for s in body
         ],
+        actor=admin,
     )
+    container.catalog_pages.forget(term)  # this node at once; the others within its seconds
     return Created(created=len(body))
 
 
@@ -91,7 +99,7 @@ async def create_sections(
 async def create_students(
     body: Annotated[list[StudentCreate], Body(min_length=1, max_length=MAX_BULK_ITEMS)],
     container: ContainerDep,
-    _: AdminUser,
+    admin: AdminActor,
 ) -> Created:
     """Create 1 to 1,000 students, all or nothing: one invalid or duplicate item (id,
     or email whatever its case) refuses the whole request. Emails are stored
@@ -107,7 +115,8 @@ async def create_students(
                 max_credits=s.max_credits,
             )
             for s in body
-        ]
+        ],
+        actor=admin,
     )
     return Created(created=len(body))
 

@@ -29,7 +29,7 @@ from rushgate.http.admission_schemas import (
     StatusChange,
     WaitlistAdmission,
 )
-from rushgate.http.deps import AdminUser, ContainerDep
+from rushgate.http.deps import AdminActor, AdminUser, ContainerDep
 from rushgate.http.routes.admissions import application_out, round_out
 from rushgate.http.schemas import NulFree, ParamText
 from rushgate.services.admissions import AdmissionsService, StaffRow
@@ -55,8 +55,12 @@ _CSV_COLUMNS = (
 )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def create_round(body: RoundCreate, container: ContainerDep, _: AdminUser) -> RoundOut:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "conflict: a round with this code exists"}},
+)
+async def create_round(body: RoundCreate, container: ContainerDep, admin: AdminActor) -> RoundOut:
     if body.closes_at <= body.opens_at:
         raise InvalidRequest("closes_at must be after opens_at", field="closes_at")
     round_ = AdmissionRound(
@@ -67,7 +71,7 @@ async def create_round(body: RoundCreate, container: ContainerDep, _: AdminUser)
         required_documents=tuple(body.required_documents),
         receipt_prefix=body.receipt_prefix or default_receipt_prefix(body.code, body.opens_at),
     )
-    await container.admissions.create_round(round_)
+    await container.admissions.create_round(round_, actor=admin)
     return round_out(round_)
 
 
@@ -184,27 +188,30 @@ async def export_applications(
     )
 
 
-@router.put("/{round_code}/applications/{receipt_number}/status")
+@router.put(
+    "/{round_code}/applications/{receipt_number}/status",
+    responses={409: {"description": "invalid_transition: not a move staff may make"}},
+)
 async def set_status(
     round_code: ParamText,
     receipt_number: ParamText,
     body: StatusChange,
     container: ContainerDep,
-    admin: AdminUser,
+    admin: AdminActor,
 ) -> ApplicationOut:
     """The applicant is mailed; setting the status it has already changes nothing."""
     view = await container.admissions.set_status(
-        admin.user_pk, round_code, receipt_number, ApplicationStatus(body.status)
+        admin.user_pk, round_code, receipt_number, ApplicationStatus(body.status), actor=admin
     )
     return application_out(view)
 
 
 @router.post("/{round_code}/waitlist-admissions")
 async def admit_from_waitlist(
-    round_code: ParamText, body: WaitlistAdmission, container: ContainerDep, admin: AdminUser
+    round_code: ParamText, body: WaitlistAdmission, container: ContainerDep, admin: AdminActor
 ) -> list[ApplicationOut]:
     """Accept these waitlisted applications, all or none; each applicant is mailed."""
     views = await container.admissions.admit_from_waitlist(
-        admin.user_pk, round_code, body.receipt_numbers
+        admin.user_pk, round_code, body.receipt_numbers, actor=admin
     )
     return [application_out(v) for v in views]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from rushgate.domain.admissions import AdmissionRound
 from rushgate.domain.errors import NotFound
@@ -19,6 +19,11 @@ from rushgate.http.admission_schemas import (
     VerifyRequest,
 )
 from rushgate.http.deps import ApplicantUser, ContainerDep, CurrentUser
+from rushgate.http.routes.challenge import (
+    CHALLENGE_PARAMETER,
+    CHALLENGE_RESPONSES,
+    require_challenge,
+)
 from rushgate.http.schemas import ParamText
 from rushgate.services.admissions import ApplicationInput, ApplicationView, PersonalInput
 from rushgate.services.ports.admissions import Applicant
@@ -77,10 +82,15 @@ def _applicant_out(applicant: Applicant, required: bool) -> ApplicantOut:
 @router.post(
     "/applicants",
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "conflict: the email is taken"}},
+    responses={409: {"description": "conflict: the email is taken"}, **CHALLENGE_RESPONSES},
+    openapi_extra=CHALLENGE_PARAMETER,
 )
-async def sign_up(body: SignUp, container: ContainerDep) -> ApplicantOut:
-    """Log in afterwards at ``/api/v1/auth/token`` with the email as username."""
+async def sign_up(body: SignUp, request: Request, container: ContainerDep) -> ApplicantOut:
+    """Log in afterwards at ``/api/v1/auth/token`` with the email as username. With a bot
+    challenge configured, the solved challenge goes in the ``X-Rushgate-Challenge``
+    header."""
+    if container.challenges.enabled:
+        await require_challenge(container.challenges, "signup", request)
     service = container.admissions
     applicant = await service.sign_up(
         email=body.email, password=body.password, name=body.name, locale=body.locale

@@ -39,6 +39,8 @@ _UPLOAD_FORM = {
                 "schema": {
                     "type": "object",
                     "required": ["kind", "file"],
+                    # Other fields are refused (see _read_upload).
+                    "additionalProperties": False,
                     "properties": {
                         "kind": {
                             "type": "string",

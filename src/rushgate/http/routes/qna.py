@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 
-from rushgate.http.deps import AdminUser, ApplicantUser, ContainerDep, CurrentUser
+from rushgate.http.deps import AdminActor, ApplicantUser, ContainerDep, CurrentUser
 from rushgate.http.errors import ApiError
 from rushgate.http.qna_schemas import (
     AnswerIn,
@@ -107,10 +107,12 @@ async def answer(
     question_id: QuestionId,
     body: AnswerIn,
     container: ContainerDep,
-    admin: AdminUser,
+    admin: AdminActor,
 ) -> QuestionOut:
     """Answer a question; answering again replaces the answer (and who and when)."""
-    view = await container.qna.answer(admin.user_pk, round_code, question_id, body.body)
+    view = await container.qna.answer(
+        admin.user_pk, round_code, question_id, body.body, actor=admin
+    )
     return question_out(view)
 
 
@@ -123,9 +125,9 @@ async def faq(round_code: ParamText, container: ContainerDep, _: CurrentUser) ->
     "/admin/admissions/{round_code}/faq", status_code=status.HTTP_201_CREATED, responses=_NOT_FOUND
 )
 async def add_faq(
-    round_code: ParamText, body: FaqIn, container: ContainerDep, admin: AdminUser
+    round_code: ParamText, body: FaqIn, container: ContainerDep, admin: AdminActor
 ) -> FaqOut:
     entry = await container.qna.add_faq(
-        admin.user_pk, round_code, question=body.question, answer=body.answer
+        admin.user_pk, round_code, question=body.question, answer=body.answer, actor=admin
     )
     return _faq_out(entry)

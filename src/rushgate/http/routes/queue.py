@@ -10,6 +10,11 @@ from fastapi.responses import StreamingResponse
 
 from rushgate.http import sse
 from rushgate.http.deps import StudentUser
+from rushgate.http.routes.challenge import (
+    CHALLENGE_PARAMETER,
+    CHALLENGE_RESPONSES,
+    require_challenge,
+)
 from rushgate.http.schemas import ParamText, QueueStatusOut
 from rushgate.services.waiting_room import Standing
 
@@ -49,10 +54,20 @@ def _answer(standing: Standing) -> Response:
     return Response(body, media_type="application/json", headers=_NO_STORE)
 
 
-@router.post("/{term}/join", responses=_PROBLEMS, response_model=QueueStatusOut)
-async def join(term: ParamText, student: StudentUser) -> Response:
-    """Take a ticket. Repeating it (other tabs, other nodes) returns the same ticket."""
-    return _answer(await student.node.waiting_room.join(student_pk=student.pk, term_code=term))
+@router.post(
+    "/{term}/join",
+    responses={**_PROBLEMS, **CHALLENGE_RESPONSES},
+    response_model=QueueStatusOut,
+    openapi_extra=CHALLENGE_PARAMETER,
+)
+async def join(term: ParamText, student: StudentUser, request: Request) -> Response:
+    """Take a ticket. Repeating it (other tabs, other nodes) returns the same ticket. With
+    ``RUSHGATE_CHALLENGE_ON_JOIN`` every join needs a solved challenge in the
+    ``X-Rushgate-Challenge`` header (poll ``status``, not ``join``)."""
+    node = student.node
+    if node.challenges.on_join:  # an attribute: nothing awaited while it is off
+        await require_challenge(node.challenges, "join", request)
+    return _answer(await node.waiting_room.join(student_pk=student.pk, term_code=term))
 
 
 @router.get("/{term}/status", responses=_PROBLEMS, response_model=QueueStatusOut)

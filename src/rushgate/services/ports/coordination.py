@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from rushgate.services.ports.challenge import UsedAnswers
 from rushgate.services.ports.locks import ClusterLock
+from rushgate.services.ports.rate_limits import RateLimiter
 from rushgate.services.ports.seat_hints import SeatHints
 from rushgate.services.ports.waiting_room import RoomBus, WaitingRoomStore
 
@@ -26,6 +28,12 @@ class Coordination(Protocol):
 
     @property
     def hints(self) -> SeatHints: ...
+
+    @property
+    def limits(self) -> RateLimiter: ...
+
+    @property
+    def used_answers(self) -> UsedAnswers: ...
 
     async def ping(self) -> None:
         """Raise when the backend cannot answer."""

@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from rushgate.services.ports.admissions import AdmissionsRepository
+from rushgate.services.ports.audit import AuditLog
 from rushgate.services.ports.auth import Account
 from rushgate.services.ports.documents import DocumentsRepository
 from rushgate.services.ports.enrollment import (
@@ -40,6 +41,9 @@ class UnitOfWork(Protocol):
     @property
     def documents(self) -> DocumentsRepository: ...
 
+    @property
+    def audit(self) -> AuditLog: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -61,8 +65,18 @@ class ReadModel(Protocol):
         """Raises ``NotFound``."""
         ...
 
-    async def catalog(self, term_code: str) -> list[SectionView]:
-        """Raises ``NotFound`` for an unknown term."""
+    async def catalog(
+        self,
+        term_code: str,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        course_prefix: str | None = None,
+    ) -> list[SectionView]:
+        """The term's sections in ``section_id`` order: all of them, or at most ``limit``
+        whose id sorts after ``after`` (keyset paging), only those whose course code
+        starts with ``course_prefix`` (case-sensitive) if given. Raises ``NotFound`` for
+        an unknown term."""
         ...
 
     async def schedule(self, student_pk: int, term_code: str) -> list[ScheduleEntry]: ...

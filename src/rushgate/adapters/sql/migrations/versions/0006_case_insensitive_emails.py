@@ -35,7 +35,7 @@ def _clashes() -> list[str]:
     found: list[str] = []
     for table, column, rows in _ADDRESSES:
         query = sa.text(
-            f"SELECT lower({column}) AS address, count(*) AS n FROM {table} "  # noqa: S608
+            f"SELECT lower({column}) AS address, count(*) AS n FROM {table} "  # noqa: S608  # nosec B608
             f"WHERE {rows} GROUP BY lower({column}) HAVING count(*) > 1 "
             f"ORDER BY lower({column}) LIMIT {_SHOWN}"
         )
@@ -53,7 +53,7 @@ def upgrade() -> None:
         )
     for table, column, rows in _ADDRESSES:
         op.execute(
-            f"UPDATE {table} SET {column} = lower({column}) "  # noqa: S608
+            f"UPDATE {table} SET {column} = lower({column}) "  # noqa: S608  # nosec B608
             f"WHERE {rows} AND {column} <> lower({column})"
         )
     op.create_index("ix_students_lower_email", "students", [sa.text("lower(email)")], unique=True)

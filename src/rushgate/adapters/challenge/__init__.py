@@ -1,0 +1,1 @@
+"""Bot challenge verifiers: CAPTCHA providers (Turnstile, hCaptcha) and proof of work."""
