@@ -24,6 +24,11 @@ from rushgate.http.deps import document_bearer_auth
 from rushgate.http.limits import CountryRule, Guard
 from rushgate.http.middleware import BodyLimit, CloseWhileDraining, Observe, SecurityHeaders
 from rushgate.http.openapi_problems import document_problems
+from rushgate.http.pages import admin as admin_pages
+from rushgate.http.pages import applicant as applicant_pages
+from rushgate.http.pages import routes as shared_pages
+from rushgate.http.pages import student as student_pages
+from rushgate.http.pages.render import Pages
 from rushgate.http.routes import (
     admin,
     admin_admissions,
@@ -88,6 +93,10 @@ def create_app(
         documents,
     ):
         app.include_router(module.router)
+    # The web pages, after the API (none of them is in the OpenAPI document).
+    app.state.pages = Pages()
+    for pages in (shared_pages, student_pages, applicant_pages, admin_pages):
+        app.include_router(pages.router)
     # Innermost: the client address (behind trusted proxies), the country rule and the
     # rate-limit budgets, before a guarded route parses its body.
     app.state.client_resolver = ClientResolver(settings.trusted_proxy_networks)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
@@ -73,6 +73,30 @@ class Cookies:
         made without the secret, and the token of one session fails for any other."""
         mac = hmac.new(self._csrf_key, session_token.encode(), "sha256").digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def set_session_cookies(response: Response, cookies: Cookies, token: str, ttl: int) -> str:
+    """Put a session into the browser: the token in an HttpOnly cookie, its CSRF token in
+    one the page's script can read (to send it back as a header). Returns the CSRF token."""
+    csrf = cookies.csrf_token(token)
+    for name, value, script in ((cookies.session, token, False), (cookies.csrf, csrf, True)):
+        response.set_cookie(
+            name,
+            value,
+            max_age=ttl,
+            path="/",
+            secure=cookies.secure,
+            httponly=not script,
+            samesite="lax",
+        )
+    return csrf
+
+
+def clear_session_cookies(response: Response, cookies: Cookies) -> None:
+    for name, script in ((cookies.session, False), (cookies.csrf, True)):
+        response.delete_cookie(
+            name, path="/", secure=cookies.secure, httponly=not script, samesite="lax"
+        )
 
 
 def _node(request: Request) -> Container:

@@ -50,6 +50,7 @@ class _Matched:
 GUARDED_ROUTES: Mapping[tuple[str, str], Guarded] = {
     ("POST", "/api/v1/auth/token"): Guarded(budgets.LOGIN, True, "logging in"),
     ("POST", "/api/v1/auth/session"): Guarded(budgets.LOGIN, True, "logging in"),
+    ("POST", "/login"): Guarded(budgets.LOGIN, True, "logging in"),
     ("POST", "/api/v1/applicants"): Guarded(budgets.SIGN_UP, True, "signing up"),
     ("POST", "/api/v1/queue/{term}/join"): Guarded(budgets.JOIN, True, "joining the queue"),
     ("POST", "/api/v1/terms/{term}/enrollments"): Guarded(budgets.ENROLL, True, "enrolling"),

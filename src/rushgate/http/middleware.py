@@ -240,6 +240,15 @@ async def send_problem(
 
 # Pages that load their own scripts and styles: the interactive API docs.
 _DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# What answers JSON (or text) only: nothing may run or load there.
+_API_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json")
+# The web pages: their own files only (no inline script or style, no other origin), and
+# forms sent only to this site.
+_PAGES_POLICY = (
+    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    b"object-src 'none'"
+)
 
 
 class SecurityHeaders:
@@ -247,7 +256,8 @@ class SecurityHeaders:
 
     The API answers JSON only, so its policy forbids everything (no scripts, no frames,
     no embedding anywhere); the API docs pages keep the frame rule only, as they load
-    Swagger UI's scripts. ``Cache-Control: no-store`` keeps tokens and personal data out
+    Swagger UI's scripts; the web pages load this site's own files and nothing else.
+    ``Cache-Control: no-store`` keeps tokens and personal data out
     of shared caches; a route that may be cached (the catalog) says so itself. HSTS only
     when the site is served over HTTPS (``RUSHGATE_PUBLIC_URL``), as browsers ignore it
     otherwise and a plain-HTTP test site must stay reachable."""
@@ -267,7 +277,13 @@ class SecurityHeaders:
             (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
         )
         self._docs = (*common, (b"content-security-policy", b"frame-ancestors 'none'"))
+        self._pages = (*common, (b"content-security-policy", _PAGES_POLICY))
 
     def for_path(self, path: str, rid: str) -> tuple[tuple[bytes, bytes], ...]:
-        chosen = self._docs if path in _DOCS_PATHS else self._api
+        if path.startswith(_API_PREFIXES):
+            chosen = self._api
+        elif path in _DOCS_PATHS:
+            chosen = self._docs
+        else:
+            chosen = self._pages
         return (*chosen, (b"x-request-id", rid.encode()))

@@ -8,7 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import BaseModel
 
-from rushgate.http.deps import ContainerDep, Cookies, site_cookies
+from rushgate.http.deps import (
+    ContainerDep,
+    clear_session_cookies,
+    set_session_cookies,
+    site_cookies,
+)
 from rushgate.http.errors import ApiError
 from rushgate.http.routes.auth import CHALLENGE_HEADER, SIGN_IN_RESPONSES, sign_in
 from rushgate.http.schemas import TokenRequest
@@ -21,22 +26,6 @@ _NO_STORE = "no-store"
 class SessionOut(BaseModel):
     csrf_token: str
     expires_in: int
-
-
-def _set(
-    response: Response, cookies: Cookies, name: str, value: str, ttl: int, *, js: bool
-) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=ttl,
-        path="/",
-        secure=cookies.secure,
-        # The CSRF token is read by the page's script (to send it back as a header); the
-        # session token never is.
-        httponly=not js,
-        samesite="lax",
-    )
 
 
 @router.post(
@@ -78,9 +67,7 @@ async def open_session(
         raise ApiError(403, "csrf_failed", "a request from another site was refused")
     challenge = x_rushgate_challenge or body.challenge
     token, ttl = await sign_in(request, container, body.username, body.password, challenge)
-    csrf = cookies.csrf_token(token)
-    _set(response, cookies, cookies.session, token, ttl, js=False)
-    _set(response, cookies, cookies.csrf, csrf, ttl, js=True)
+    csrf = set_session_cookies(response, cookies, token, ttl)
     response.headers["Cache-Control"] = _NO_STORE
     return SessionOut(csrf_token=csrf, expires_in=ttl)
 
@@ -91,9 +78,6 @@ async def close_session(request: Request) -> Response:
     the worst another site can do with it is log the user out."""
     cookies = site_cookies(request)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    for name, js in ((cookies.session, False), (cookies.csrf, True)):
-        response.delete_cookie(
-            name, path="/", secure=cookies.secure, httponly=not js, samesite="lax"
-        )
+    clear_session_cookies(response, cookies)
     response.headers["Cache-Control"] = _NO_STORE
     return response
