@@ -325,8 +325,8 @@ class Container:
                 VerificationJwt(secret, clock, VERIFICATION_TTL),
                 clock,
                 require_verification=settings.effective_require_email_verification,
-                verify_url=settings.public_url.rstrip("/")
-                + "/api/v1/applicants/verify?token={token}",
+                # The page that verifies and says so (the API's link answers 204).
+                verify_url=settings.public_url.rstrip("/") + "/verify?token={token}",
                 passwords=passwords,
             ),
             qna=QnaService(storage, clock),

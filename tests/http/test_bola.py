@@ -104,6 +104,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/admissions/{round_code}/faq"): Access.SIGNED_IN,
     # staff
     ("POST", "/api/v1/admin/terms"): Access.ADMIN,
+    ("PATCH", "/api/v1/admin/terms/{term}"): Access.ADMIN,
+    ("POST", "/api/v1/admin/terms/{term}/queue/pause"): Access.ADMIN,
+    ("POST", "/api/v1/admin/terms/{term}/queue/resume"): Access.ADMIN,
     ("POST", "/api/v1/admin/terms/{term}/sections"): Access.ADMIN,
     ("POST", "/api/v1/admin/students"): Access.ADMIN,
     ("GET", "/api/v1/admin/terms/{term}/sections/{section_id}/roster"): Access.ADMIN,

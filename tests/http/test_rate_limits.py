@@ -22,6 +22,7 @@ from rushgate.config import Settings
 from rushgate.domain.clock import FixedClock
 from rushgate.http.app import create_app
 from rushgate.http.limits import GUARDED_ROUTES
+from rushgate.http.pages import applicant as applicant_pages
 from rushgate.http.pages import routes as shared_pages
 from tests.adapters.mmdb_writer import write_country_mmdb
 from tests.http.api import Api, section_json, student_json, term_json
@@ -213,10 +214,11 @@ async def test_every_guarded_template_is_a_real_route(app: FastAPI) -> None:
         for path, operations in app.openapi()["paths"].items()
         for method in operations
     }
-    # The login page's form is the one guarded route outside the API document.
+    # The page forms guarded like their API routes: login, sign-up, asking a question.
     pages = {
         (method, route.path)
-        for route in shared_pages.router.routes
+        for router in (shared_pages.router, applicant_pages.router)
+        for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods
     }

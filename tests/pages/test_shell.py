@@ -141,7 +141,10 @@ async def test_static_files_are_served_under_hashed_names_for_good(
 
 
 async def test_pages_may_load_only_their_own_files(client: httpx.AsyncClient) -> None:
-    policy = (await client.get("/login")).headers["content-security-policy"]
+    page = await client.get("/login")
+    # Its own origin as referrer, or browsers send "Origin: null" on the page's own forms.
+    assert page.headers["referrer-policy"] == "same-origin"
+    policy = page.headers["content-security-policy"]
     for directive in (
         "default-src 'self'",
         "script-src 'self'",

@@ -118,7 +118,7 @@ def create_app(
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,
-        routes=[(documents.UPLOAD_PATH, upload_limit)],
+        routes=[(documents.UPLOAD_PATH, upload_limit), (applicant_pages.UPLOAD_PATH, upload_limit)],
     )
     app.add_middleware(
         CloseWhileDraining, draining=lambda: bool(getattr(app.state, "draining", False))

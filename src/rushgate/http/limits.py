@@ -52,6 +52,7 @@ GUARDED_ROUTES: Mapping[tuple[str, str], Guarded] = {
     ("POST", "/api/v1/auth/session"): Guarded(budgets.LOGIN, True, "logging in"),
     ("POST", "/login"): Guarded(budgets.LOGIN, True, "logging in"),
     ("POST", "/api/v1/applicants"): Guarded(budgets.SIGN_UP, True, "signing up"),
+    ("POST", "/signup"): Guarded(budgets.SIGN_UP, True, "signing up"),
     ("POST", "/api/v1/queue/{term}/join"): Guarded(budgets.JOIN, True, "joining the queue"),
     ("POST", "/api/v1/terms/{term}/enrollments"): Guarded(budgets.ENROLL, True, "enrolling"),
     ("DELETE", "/api/v1/terms/{term}/enrollments/{section_id}"): Guarded(
@@ -60,6 +61,7 @@ GUARDED_ROUTES: Mapping[tuple[str, str], Guarded] = {
     ("POST", "/api/v1/admissions/{round_code}/questions"): Guarded(
         budgets.QNA, False, "posting a question"
     ),
+    ("POST", "/apply/{round_code}/questions"): Guarded(budgets.QNA, False, "posting a question"),
 }
 
 # The browser UI's session cookie carries the same token as a bearer header (either name:

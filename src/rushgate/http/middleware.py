@@ -277,7 +277,12 @@ class SecurityHeaders:
             (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
         )
         self._docs = (*common, (b"content-security-policy", b"frame-ancestors 'none'"))
-        self._pages = (*common, (b"content-security-policy", _PAGES_POLICY))
+        # Pages send their own origin as referrer: with no-referrer, browsers send
+        # "Origin: null" on the site's own form posts, which the CSRF check refuses.
+        self._pages = tuple(
+            (b"referrer-policy", b"same-origin") if name == b"referrer-policy" else (name, value)
+            for name, value in (*common, (b"content-security-policy", _PAGES_POLICY))
+        )
 
     def for_path(self, path: str, rid: str) -> tuple[tuple[bytes, bytes], ...]:
         if path.startswith(_API_PREFIXES):

@@ -186,6 +186,22 @@ class TermCreate(Strict):
     waiting_room: WaitingRoomSettings = Field(default_factory=WaitingRoomSettings)
 
 
+class TermUpdate(Strict):
+    """What an admin may change on a term; a field left out stays as it is. The window
+    is moved whole (both ends, and the class years' own openings are kept)."""
+
+    opens_at: Instant | None = None
+    closes_at: Instant | None = None
+    admit_per_second: int | None = Field(default=None, ge=1, le=100_000, strict=True)
+    max_active: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+
+    @model_validator(mode="after")
+    def _whole_window(self) -> TermUpdate:
+        if (self.opens_at is None) != (self.closes_at is None):
+            raise ValueError("give both opens_at and closes_at, or neither")
+        return self
+
+
 class TermOut(BaseModel):
     code: str
     name: str
@@ -193,6 +209,11 @@ class TermOut(BaseModel):
     closes_at: datetime
     class_year_opens_at: dict[int, datetime]
     waiting_room: WaitingRoomSettings
+    admission_paused: bool = Field(
+        default=False,
+        description="An admin paused admission from the waiting room: no one is admitted "
+        "until it is resumed (the queue keeps its order).",
+    )
 
 
 class MeetingIn(Strict):

@@ -171,6 +171,12 @@ class AdmissionsService:
         async with self._storage.unit_of_work() as uow:
             return (await uow.admissions.round(code)).round
 
+    async def current_rounds(self, limit: int = 50) -> list[AdmissionRound]:
+        """The rounds an applicant may still file in: open now or opening later."""
+        async with self._storage.unit_of_work() as uow:
+            stored = await uow.admissions.rounds_open_after(self._clock.now(), limit=limit)
+        return [s.round for s in stored]
+
     # --- applicants --------------------------------------------------------------------
 
     async def sign_up(

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rushgate.domain.clock import Clock, SystemClock
-from rushgate.domain.errors import Conflict, InvalidRequest, ValidationFailed
-from rushgate.domain.model import normalize_email, normalize_username
+from rushgate.domain.errors import Conflict, InvalidRequest, NotFound, ValidationFailed
+from rushgate.domain.model import RegistrationWindow, normalize_email, normalize_username
 from rushgate.domain.passwords import PasswordPolicy, password_error
 from rushgate.services.audit import record
 from rushgate.services.ports.audit import Actor
@@ -37,6 +37,14 @@ class StudentInput:
 
 # An audit entry names at most this many of a batch's ids (a batch has up to 1,000).
 _LOGGED_IDS = 100
+
+
+def _check_window(window: RegistrationWindow) -> None:
+    if window.closes_at <= window.opens_at:
+        raise InvalidRequest("closes_at must be after opens_at")
+    for year, opens in window.class_year_opens_at.items():
+        if opens >= window.closes_at:
+            raise InvalidRequest("a class year cannot open after the term closes", class_year=year)
 
 
 def _ensure_unique(values: Iterable[str], what: str) -> None:
@@ -62,13 +70,7 @@ class RegistryService:
         self._passwords = passwords or PasswordPolicy()
 
     async def create_term(self, term: Term, *, actor: Actor | None = None) -> None:
-        if term.window.closes_at <= term.window.opens_at:
-            raise InvalidRequest("closes_at must be after opens_at")
-        for year, opens in term.window.class_year_opens_at.items():
-            if opens >= term.window.closes_at:
-                raise InvalidRequest(
-                    "a class year cannot open after the term closes", class_year=year
-                )
+        _check_window(term.window)
         async with self._storage.unit_of_work() as uow:
             await uow.registry.add_term(term)
             await record(
@@ -80,6 +82,61 @@ class RegistryService:
                 waiting_room=term.waiting_room_enabled,
             )
             await uow.commit()
+
+    async def update_term(
+        self,
+        code: str,
+        *,
+        window: RegistrationWindow | None = None,
+        admit_per_second: int | None = None,
+        max_active: int | None = None,
+        actor: Actor | None = None,
+    ) -> Term:
+        """Move a term's window or change its waiting room's pace; what is not given
+        stays. The term as changed; raises ``NotFound``, ``InvalidRequest``."""
+        if admit_per_second is not None and admit_per_second < 1:
+            raise InvalidRequest("admit_per_second must be at least 1")
+        if max_active is not None and max_active < 1:
+            raise InvalidRequest("max_active must be at least 1")
+        async with self._storage.unit_of_work() as uow:
+            current = await uow.registry.term(code)
+            changed = replace(
+                current,
+                window=window or current.window,
+                admit_per_second=admit_per_second or current.admit_per_second,
+                max_active=max_active or current.max_active,
+            )
+            _check_window(changed.window)
+            fields = sorted(
+                name
+                for name, given in (
+                    ("window", window),
+                    ("admit_per_second", admit_per_second),
+                    ("max_active", max_active),
+                )
+                if given is not None
+            )
+            await uow.registry.update_term(changed)
+            await record(uow, self._clock, actor, "term.update", f"term:{code}", fields=fields)
+            await uow.commit()
+            return changed
+
+    async def set_admission_paused(
+        self, code: str, paused: bool, *, actor: Actor | None = None
+    ) -> Term:
+        """Pause (or resume) admission from the term's waiting room: the queue keeps
+        its order and students keep joining; nobody is admitted while paused. Raises
+        ``NotFound`` (also for a term without a waiting room)."""
+        async with self._storage.unit_of_work() as uow:
+            current = await uow.registry.term(code)
+            if not current.waiting_room_enabled:
+                raise NotFound("this term has no waiting room", term=code)
+            changed = replace(current, admission_paused=paused)
+            await uow.registry.update_term(changed)
+            action = "queue.pause" if paused else "queue.resume"
+            await record(uow, self._clock, actor, action, f"term:{code}")
+            await uow.commit()
+            return changed
 
     async def create_sections(
         self, term_code: str, sections: Sequence[NewSection], *, actor: Actor | None = None

@@ -114,7 +114,7 @@ class Admitter:
                 elapsed_seconds=elapsed,
                 carry=counters.carry,
                 admission_rate=counters.admission_rate,
-                healthy=healthy,
+                healthy=healthy and not term.admission_paused,
             )
             grant, carry, rate = plan.grant, plan.carry, plan.admission_rate
         step = Advance(
@@ -129,7 +129,8 @@ class Admitter:
         after = await self._store.advance(term.code, self._lease, step)
         if after is None:
             return False
-        snapshot = snapshot_of(term, after, now, paused=phase is RoomPhase.OPEN and not healthy)
+        paused = phase is RoomPhase.OPEN and (term.admission_paused or not healthy)
+        snapshot = snapshot_of(term, after, now, paused=paused)
         self._feed.put(snapshot)  # this node knows at once; the others by the bus
         await self._bus.publish(snapshot)
         tail = math.ceil(snapshot.waiting / snapshot.effective_rate())

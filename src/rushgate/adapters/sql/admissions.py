@@ -127,6 +127,12 @@ class SqlAdmissionsRepository:
             raise NotFound("no such admission round", round=code)
         return _round(row)
 
+    async def rounds_open_after(self, at: datetime, *, limit: int) -> list[StoredRound]:
+        rows = await self._conn.execute(
+            select(R).where(R.c.closes_at > at).order_by(R.c.closes_at, R.c.id).limit(limit)
+        )
+        return [_round(row) for row in rows]
+
     async def add_applicant(
         self, *, email: str, name: str, password_hash: str, locale: str | None, now: datetime
     ) -> Applicant:

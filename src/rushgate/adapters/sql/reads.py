@@ -130,13 +130,13 @@ class SqlReadModel:
         return await self._run(fetch)
 
     async def terms(self) -> list[Term]:
-        return [_term_view(r) for r in await self._all(select(T).order_by(T.c.opens_at))]
+        return [term_view(r) for r in await self._all(select(T).order_by(T.c.opens_at))]
 
     async def term(self, code: str) -> Term:
         rows = await self._all(select(T).where(T.c.code == code))
         if not rows:
             raise NotFound("no such term", term=code)
-        return _term_view(rows[0])
+        return term_view(rows[0])
 
     async def catalog(
         self,
@@ -243,7 +243,7 @@ class SqlReadModel:
         return Account(r.id, r.username, r.password_hash, r.role, r.student_pk)
 
 
-def _term_view(row: Any) -> Term:
+def term_view(row: Any) -> Term:
     return Term(
         code=row.code,
         name=row.name,
@@ -252,4 +252,5 @@ def _term_view(row: Any) -> Term:
         admit_per_second=row.admit_per_second,
         max_active=row.max_active,
         admission_ttl_seconds=row.admission_ttl_seconds,
+        admission_paused=row.admission_paused,
     )

@@ -21,6 +21,7 @@ from rushgate.adapters.sql.codec import (
     window_from_row,
     window_to_json,
 )
+from rushgate.adapters.sql.reads import term_view
 from rushgate.adapters.sql.tables import enrollments as E
 from rushgate.adapters.sql.tables import idempotency_keys as K
 from rushgate.adapters.sql.tables import sections as S
@@ -323,8 +324,34 @@ class SqlRegistryRepository:
                 admit_per_second=term.admit_per_second,
                 max_active=term.max_active,
                 admission_ttl_seconds=term.admission_ttl_seconds,
+                admission_paused=term.admission_paused,
             )
         )
+
+    async def term(self, code: str) -> Term:
+        row = (
+            await self._conn.execute(select(T).where(T.c.code == code).with_for_update())
+        ).first()
+        if row is None:
+            raise NotFound("no such term", term=code)
+        return term_view(row)
+
+    async def update_term(self, term: Term) -> None:
+        result = await self._conn.execute(
+            update(T)
+            .where(T.c.code == term.code)
+            .values(
+                opens_at=term.window.opens_at,
+                closes_at=term.window.closes_at,
+                class_year_opens_at=window_to_json(term.window),
+                admit_per_second=term.admit_per_second,
+                max_active=term.max_active,
+                admission_ttl_seconds=term.admission_ttl_seconds,
+                admission_paused=term.admission_paused,
+            )
+        )
+        if result.rowcount == 0:
+            raise NotFound("no such term", term=term.code)
 
     async def add_sections(self, term_pk: int, sections: Sequence[NewSection]) -> None:
         existing: list[str] = []

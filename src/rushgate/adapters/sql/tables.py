@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -98,6 +99,7 @@ terms = Table(
     Column("admit_per_second", Integer, nullable=False),
     Column("max_active", Integer, nullable=False),
     Column("admission_ttl_seconds", Integer, nullable=False),
+    Column("admission_paused", Boolean, nullable=False, default=False, server_default=false()),
     CheckConstraint("closes_at > opens_at", name="window"),
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -95,3 +97,16 @@ def to_login(request: Request) -> RedirectResponse:
     """Send a visitor who is not signed in to the login page, and back here after."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def check_csrf(request: Request, form: Mapping[str, Any]) -> bool:
+    """Whether a posted form carries this session's CSRF token (and, when the browser
+    says where it comes from, comes from this site)."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin.lower() != site_cookies(request).origin:
+        return False
+    expected = visitor(request).csrf_token
+    sent = form.get("csrf_token")
+    if expected is None or not isinstance(sent, str) or not sent:
+        return False
+    return hmac.compare_digest(sent.encode(), expected.encode())

@@ -16,6 +16,7 @@ from rushgate.http.schemas import (
     StudentCreate,
     TermCreate,
     TermOut,
+    TermUpdate,
 )
 from rushgate.services.ports.enrollment import RosterEntry
 from rushgate.services.ports.registry import NewSection, Term
@@ -62,6 +63,64 @@ async def create_term(body: TermCreate, container: ContainerDep, admin: AdminAct
     )
     container.terms.forget()  # this node at once; the others within the cache's seconds
     return term_out(await container.storage.reads(fresh=True).term(body.code))
+
+
+@router.patch(
+    "/terms/{term}",
+    response_model=TermOut,
+    responses={
+        404: {"description": "not_found: no such term"},
+        422: {
+            "description": "validation_error or invalid_request: a window that closes "
+            "before it opens (or before a class year opens), a rate or cap below 1"
+        },
+    },
+)
+async def update_term(
+    term: ParamText, body: TermUpdate, container: ContainerDep, admin: AdminActor
+) -> TermOut:
+    """Move the registration window, or change the waiting room's admission rate or its
+    cap of admitted students at once. Fields left out stay; audited as ``term.update``.
+    Other nodes see the change within their term cache's few seconds."""
+    window = None
+    if body.opens_at is not None and body.closes_at is not None:
+        current = await container.storage.reads(fresh=True).term(term)
+        window = RegistrationWindow(
+            body.opens_at, body.closes_at, current.window.class_year_opens_at
+        )
+    changed = await container.registry.update_term(
+        term,
+        window=window,
+        admit_per_second=body.admit_per_second,
+        max_active=body.max_active,
+        actor=admin,
+    )
+    container.terms.forget()
+    return term_out(changed)
+
+
+_PAUSE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "not_found: no such term, or it has no waiting room"}
+}
+
+
+@router.post("/terms/{term}/queue/pause", response_model=TermOut, responses=_PAUSE_PROBLEMS)
+async def pause_queue(term: ParamText, container: ContainerDep, admin: AdminActor) -> TermOut:
+    """Stop admitting from the term's waiting room (from the next tick): students keep
+    their places and may still join; nobody is admitted until resumed. Admissions given
+    already stay valid. Idempotent; audited as ``queue.pause``."""
+    changed = await container.registry.set_admission_paused(term, True, actor=admin)
+    container.terms.forget()
+    return term_out(changed)
+
+
+@router.post("/terms/{term}/queue/resume", response_model=TermOut, responses=_PAUSE_PROBLEMS)
+async def resume_queue(term: ParamText, container: ContainerDep, admin: AdminActor) -> TermOut:
+    """Admit again from the term's waiting room, at its admission rate. Idempotent;
+    audited as ``queue.resume``."""
+    changed = await container.registry.set_admission_paused(term, False, actor=admin)
+    container.terms.forget()
+    return term_out(changed)
 
 
 @router.post(

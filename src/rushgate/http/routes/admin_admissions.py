@@ -142,7 +142,7 @@ def _csv_line(row: StaffRow) -> str:
     return out.getvalue()
 
 
-async def _export(
+async def export_rows(
     service: AdmissionsService, round_code: str, where: ApplicationFilter
 ) -> AsyncIterator[str]:
     # A byte-order mark: spreadsheet programs then read the Korean text as UTF-8.
@@ -179,7 +179,7 @@ async def export_applications(
     await service.round(round_code)  # an unknown round is a 404, not an empty file
     where = ApplicationFilter(status=status_, track=track)
     return StreamingResponse(
-        _export(service, round_code, where),
+        export_rows(service, round_code, where),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="{round_code}-applications.csv"',

@@ -45,4 +45,5 @@ def term_out(t: Term) -> TermOut:
             max_active=t.max_active,
             admission_ttl_seconds=t.admission_ttl_seconds,
         ),
+        admission_paused=t.admission_paused,
     )

@@ -97,6 +97,11 @@ class AdmissionsRepository(Protocol):
         """Raises ``NotFound``."""
         ...
 
+    async def rounds_open_after(self, at: datetime, *, limit: int) -> list[StoredRound]:
+        """Rounds whose window has not closed by ``at`` (open now or still to open), the
+        soonest to close first, at most ``limit``."""
+        ...
+
     async def add_applicant(
         self, *, email: str, name: str, password_hash: str, locale: str | None, now: datetime
     ) -> Applicant:

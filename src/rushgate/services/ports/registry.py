@@ -23,6 +23,8 @@ class Term:
     admit_per_second: int
     max_active: int = 500
     admission_ttl_seconds: int = 600
+    # An admin stopped admissions from the waiting room (the queue keeps its order).
+    admission_paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,16 @@ class RegistryRepository(Protocol):
 
     async def add_term(self, term: Term) -> None:
         """Raises ``Conflict`` when the code exists."""
+        ...
+
+    async def term(self, code: str) -> Term:
+        """The term as stored now, locked for update where the database can. Raises
+        ``NotFound``."""
+        ...
+
+    async def update_term(self, term: Term) -> None:
+        """Store the term's window, waiting-room settings and pause as given (the code
+        names the term). Raises ``NotFound``."""
         ...
 
     async def add_sections(self, term_pk: int, sections: Sequence[NewSection]) -> None:
