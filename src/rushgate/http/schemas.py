@@ -20,7 +20,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rushgate.domain.model import Day
+from rushgate.domain.model import Day, Meeting
+from rushgate.services.ports.registry import NewSection
+from rushgate.services.registry import StudentInput
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
@@ -243,6 +245,17 @@ class SectionCreate(Strict):
     meetings: list[MeetingIn] = Field(default_factory=list, max_length=21)
     waitlist_capacity: Count = Field(default=0, ge=0, le=100_000)
 
+    def to_new(self) -> NewSection:
+        return NewSection(
+            section_id=self.section_id,
+            course_code=self.course_code,
+            title=self.title,
+            credits=self.credits,
+            capacity=self.capacity,
+            meetings=tuple(Meeting(m.day, m.start, m.end) for m in self.meetings),
+            waitlist_capacity=self.waitlist_capacity,
+        )
+
 
 class StudentCreate(Strict):
     student_id: Identifier
@@ -251,6 +264,16 @@ class StudentCreate(Strict):
     password: Annotated[str, StringConstraints(min_length=8, max_length=1024)]
     class_year: Count = Field(ge=1, le=20)
     max_credits: Count = Field(ge=0, le=60)
+
+    def to_new(self) -> StudentInput:
+        return StudentInput(
+            student_id=self.student_id,
+            name=self.name,
+            email=self.email,
+            password=self.password,
+            class_year=self.class_year,
+            max_credits=self.max_credits,
+        )
 
 
 class Created(BaseModel):

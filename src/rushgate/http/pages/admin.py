@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 
 from rushgate.domain.admissions import ApplicationStatus
 from rushgate.domain.errors import DomainError
-from rushgate.domain.model import Meeting, RegistrationWindow
+from rushgate.domain.model import RegistrationWindow
 from rushgate.http.client import client_ip
 from rushgate.http.pages.render import Visitor, check_csrf, render, to_login, visitor
 from rushgate.http.pages.routes import local_target
@@ -393,32 +393,11 @@ def parse_rows(
 
 
 def _sections(rows: Sequence[Any]) -> list[NewSection]:
-    return [
-        NewSection(
-            section_id=s.section_id,
-            course_code=s.course_code,
-            title=s.title,
-            credits=s.credits,
-            capacity=s.capacity,
-            meetings=tuple(Meeting(m.day, m.start, m.end) for m in s.meetings),
-            waitlist_capacity=s.waitlist_capacity,
-        )
-        for s in rows
-    ]
+    return [row.to_new() for row in rows]
 
 
 def _students(rows: Sequence[Any]) -> list[StudentInput]:
-    return [
-        StudentInput(
-            student_id=s.student_id,
-            name=s.name,
-            email=s.email,
-            password=s.password,
-            class_year=s.class_year,
-            max_credits=s.max_credits,
-        )
-        for s in rows
-    ]
+    return [row.to_new() for row in rows]
 
 
 def _batch_errors(refusal: DomainError, first_row: int) -> list[RowError]:

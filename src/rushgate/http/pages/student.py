@@ -31,6 +31,7 @@ from rushgate.domain.model import Day
 from rushgate.http.deps import site_cookies
 from rushgate.http.errors import status_for
 from rushgate.http.pages.render import Visitor, check_csrf, render, to_login, visitor
+from rushgate.http.pages.routes import local_target
 from rushgate.http.routes.challenge import require_challenge
 from rushgate.observability.metrics import count_enroll_outcome
 from rushgate.services.ports.enrollment import ScheduleEntry, SectionView
@@ -275,10 +276,9 @@ def _meeting_text(section: SectionView, t: Any) -> str:
 
 
 def _back(form: FormData, default: str) -> str:
-    raw = str(form.get("next", ""))
-    if not raw.startswith("/terms") or raw.startswith("//") or "\\" in raw:
-        return default
-    return raw
+    """Back to a student page the form came from, never elsewhere."""
+    target = local_target(str(form.get("next", "")), default)
+    return target if target.startswith("/terms") else default
 
 
 @router.post("/terms/{term}/cart")

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, status
 
-from rushgate.domain.model import Meeting, RegistrationWindow
+from rushgate.domain.model import RegistrationWindow
 from rushgate.http.deps import AdminActor, AdminUser, ContainerDep
 from rushgate.http.routes.views import term_out
 from rushgate.http.schemas import (
@@ -19,8 +19,7 @@ from rushgate.http.schemas import (
     TermUpdate,
 )
 from rushgate.services.ports.enrollment import RosterEntry
-from rushgate.services.ports.registry import NewSection, Term
-from rushgate.services.registry import StudentInput
+from rushgate.services.ports.registry import Term
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -136,18 +135,7 @@ async def create_sections(
     refuses the whole request. Send more in several requests."""
     await container.registry.create_sections(
         term,
-        [
-            NewSection(
-                section_id=s.section_id,
-                course_code=s.course_code,
-                title=s.title,
-                credits=s.credits,
-                capacity=s.capacity,
-                meetings=tuple(Meeting(m.day, m.start, m.end) for m in s.meetings),
-                waitlist_capacity=s.waitlist_capacity,
-            )
-            for s in body
-        ],
+        [s.to_new() for s in body],
         actor=admin,
     )
     container.catalog_pages.forget(term)  # this node at once; the others within its seconds
@@ -164,17 +152,7 @@ async def create_students(
     or email whatever its case) refuses the whole request. Emails are stored
     lower-cased. Send more in several requests."""
     await container.registry.create_students(
-        [
-            StudentInput(
-                student_id=s.student_id,
-                name=s.name,
-                email=s.email,
-                password=s.password,
-                class_year=s.class_year,
-                max_credits=s.max_credits,
-            )
-            for s in body
-        ],
+        [s.to_new() for s in body],
         actor=admin,
     )
     return Created(created=len(body))
